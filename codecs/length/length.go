@@ -1,0 +1,105 @@
+// Package length is the length-prefixed codec: a 4-byte big-endian unsigned
+// length, then that many bytes of message. Any byte value may appear in a
+// message; a message may be empty. See codecs/PROTOCOL.md.
+//
+// Importing this package registers [Codec] in [core.Codecs] as "length".
+package length
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math"
+
+	"github.com/tetherkit/tether/codecs/internal/buffer"
+	"github.com/tetherkit/tether/core"
+)
+
+// Name is the codec's registry name.
+const Name = "length"
+
+// HeaderSize is the size of the length prefix in bytes.
+const HeaderSize = 4
+
+// Codec is the length-prefixed codec. Its zero value is ready to use.
+type Codec struct{}
+
+var _ core.Codec = Codec{}
+
+func init() { core.Codecs.Register(Codec{}) }
+
+// Name returns "length".
+func (Codec) Name() string { return Name }
+
+// AppendFrame appends the 4-byte length of msg and msg to dst.
+func (Codec) AppendFrame(dst, msg []byte) ([]byte, error) {
+	if uint64(len(msg)) > math.MaxUint32 {
+		return dst, fmt.Errorf("length codec: message of %d bytes exceeds 4 GiB - 1: %w", len(msg), core.ErrUnrepresentable)
+	}
+	dst = binary.BigEndian.AppendUint32(dst, uint32(len(msg)))
+	return append(dst, msg...), nil
+}
+
+// NewReader returns a reader of frames from r whose announced length is
+// checked against maxFrame before any byte of the body is buffered.
+func (Codec) NewReader(r io.Reader, maxFrame int) core.FrameReader {
+	lr := &reader{limit: core.LimitOrDefault(maxFrame)}
+	lr.buf.Init(r, lr.limit+HeaderSize)
+	return lr
+}
+
+type reader struct {
+	buf     buffer.Reader
+	limit   int
+	pending int
+}
+
+func (r *reader) ReadFrame() ([]byte, error) {
+	r.buf.Discard(r.pending)
+	r.pending = 0
+	if err := r.buf.Need(HeaderSize); err != nil {
+		return nil, r.endErr(err, HeaderSize)
+	}
+	head := r.buf.Buffered()[:HeaderSize]
+	n := binary.BigEndian.Uint32(head)
+	if int64(n) > int64(r.limit) {
+		return nil, &core.FrameTooLargeError{Codec: Name, Size: int64(n), Limit: r.limit, Hint: Diagnose(head)}
+	}
+	total := HeaderSize + int(n)
+	if err := r.buf.Need(total); err != nil {
+		return nil, r.endErr(err, int64(total))
+	}
+	r.pending = total
+	return r.buf.Buffered()[HeaderSize:total:total], nil
+}
+
+// endErr turns the end of the stream into io.EOF (between frames) or a
+// TruncatedFrameError (inside one).
+func (r *reader) endErr(err error, want int64) error {
+	have := len(r.buf.Buffered())
+	if err == io.EOF {
+		if have == 0 {
+			return io.EOF
+		}
+		return &core.TruncatedFrameError{Codec: Name, Have: int64(have), Want: want}
+	}
+	return err
+}
+
+// Diagnose looks at a length prefix that announced an oversized frame and
+// says what the peer probably is, or returns "".
+func Diagnose(head []byte) string {
+	text := true
+	for _, c := range head {
+		if c != '\t' && c != '\r' && c != '\n' && (c < 0x20 || c > 0x7e) {
+			text = false
+		}
+	}
+	switch {
+	case head[0] == 0x16 && head[1] == 0x03:
+		return "the bytes look like a TLS handshake: is the peer speaking TLS?"
+	case text:
+		return fmt.Sprintf("the length bytes %q look like text: is the peer using --codec line?", head)
+	}
+	return ""
+}

@@ -1,0 +1,106 @@
+// Package line is the newline-delimited codec: a message is a line.
+//
+// A message ends at "\n"; one "\r" right before it is dropped, so CRLF peers
+// work. A final line without "\n" at the end of the stream is still a message.
+// A message that itself ends in "\r" is written with one extra "\r" so that it
+// reads back unchanged; a message containing "\n" cannot be carried and is
+// refused with [core.ErrUnrepresentable]. See codecs/PROTOCOL.md.
+//
+// Importing this package registers [Codec] in [core.Codecs] as "line".
+package line
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/tetherkit/tether/codecs/internal/buffer"
+	"github.com/tetherkit/tether/core"
+)
+
+// Name is the codec's registry name.
+const Name = "line"
+
+// Codec is the line codec. Its zero value is ready to use.
+type Codec struct{}
+
+var _ core.Codec = Codec{}
+
+func init() { core.Codecs.Register(Codec{}) }
+
+// Name returns "line".
+func (Codec) Name() string { return Name }
+
+// AppendFrame appends msg and "\n" to dst ("\r\n" when msg ends in "\r").
+func (Codec) AppendFrame(dst, msg []byte) ([]byte, error) {
+	if bytes.IndexByte(msg, '\n') >= 0 {
+		return dst, fmt.Errorf("line codec: message of %d bytes contains a newline: %w", len(msg), core.ErrUnrepresentable)
+	}
+	dst = append(dst, msg...)
+	if len(msg) > 0 && msg[len(msg)-1] == '\r' {
+		dst = append(dst, '\r')
+	}
+	return append(dst, '\n'), nil
+}
+
+// NewReader returns a reader of lines from r, each at most maxFrame bytes
+// (not counting the line ending).
+func (Codec) NewReader(r io.Reader, maxFrame int) core.FrameReader {
+	lr := &reader{limit: core.LimitOrDefault(maxFrame)}
+	lr.buf.Init(r, lr.limit+2)
+	return lr
+}
+
+type reader struct {
+	buf     buffer.Reader
+	limit   int
+	scanned int // buffered bytes already known to hold no '\n'
+	pending int // bytes of the previous frame still to discard
+}
+
+func (r *reader) ReadFrame() ([]byte, error) {
+	r.buf.Discard(r.pending)
+	r.pending = 0
+	for {
+		data := r.buf.Buffered()
+		if i := bytes.IndexByte(data[r.scanned:], '\n'); i >= 0 {
+			end := r.scanned + i
+			r.pending = end + 1
+			r.scanned = 0
+			line := data[:end]
+			if len(line) > 0 && line[len(line)-1] == '\r' {
+				line = line[:len(line)-1]
+			}
+			if len(line) > r.limit {
+				return nil, r.tooLarge(int64(len(line)))
+			}
+			return line, nil
+		}
+		r.scanned = len(data)
+		if len(data) > r.limit+1 {
+			return nil, r.tooLarge(int64(len(data)))
+		}
+		err := r.buf.Fill()
+		if err == nil {
+			continue
+		}
+		if errors.Is(err, buffer.ErrFull) {
+			return nil, r.tooLarge(int64(len(data)))
+		}
+		if err == io.EOF && len(data) > 0 {
+			if len(data) > r.limit {
+				return nil, r.tooLarge(int64(len(data)))
+			}
+			r.pending = len(data)
+			r.scanned = 0
+			return data, nil
+		}
+		return nil, err
+	}
+}
+
+func (r *reader) tooLarge(seen int64) error {
+	return &core.FrameTooLargeError{Codec: Name, Size: seen, Limit: r.limit,
+		Hint: "no newline within the limit: is the peer using --codec length, or sending binary data?"}
+}

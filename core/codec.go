@@ -1,0 +1,42 @@
+package core
+
+import "io"
+
+// DefaultMaxFrame is the maximum message size used when a limit of 0 is given:
+// 1 MiB.
+const DefaultMaxFrame = 1 << 20
+
+// Codec frames messages on a byte stream. The wire formats of the built-in
+// codecs are written down in codecs/PROTOCOL.md.
+//
+// A Codec must be safe for concurrent use; the readers it creates are not.
+type Codec interface {
+	// Name is the registry name, such as "line".
+	Name() string
+	// AppendFrame appends msg, framed, to dst and returns the extended slice.
+	// It returns an error wrapping [ErrUnrepresentable] when the codec cannot
+	// carry msg; dst is then returned unchanged.
+	AppendFrame(dst, msg []byte) ([]byte, error)
+	// NewReader returns a reader of frames from r that refuses, before
+	// allocating for it, any frame larger than maxFrame bytes (0 means
+	// [DefaultMaxFrame]).
+	NewReader(r io.Reader, maxFrame int) FrameReader
+}
+
+// FrameReader reads messages one at a time.
+type FrameReader interface {
+	// ReadFrame returns the next message. The slice is only valid until the
+	// next call to ReadFrame; copy it to keep it. At a clean end of stream it
+	// returns io.EOF; a stream that ends inside a frame gives a
+	// [*TruncatedFrameError], an oversized frame a [*FrameTooLargeError]. After
+	// any error the reader is unusable and the stream should be closed.
+	ReadFrame() ([]byte, error)
+}
+
+// LimitOrDefault returns maxFrame, or [DefaultMaxFrame] when maxFrame <= 0.
+func LimitOrDefault(maxFrame int) int {
+	if maxFrame <= 0 {
+		return DefaultMaxFrame
+	}
+	return maxFrame
+}
