@@ -1,13 +1,7 @@
 module github.com/tetherkit/tether
 
-go 1.26
+go 1.26.0
 
-require (
-	github.com/fatih/color v1.13.0 // indirect
-	github.com/hashicorp/go-hclog v1.6.3 // indirect
-	github.com/mattn/go-colorable v0.1.12 // indirect
-	github.com/mattn/go-isatty v0.0.14 // indirect
-	golang.org/x/net v0.62.0 // indirect
-	golang.org/x/sys v0.50.0 // indirect
-	golang.org/x/term v0.48.0 // indirect
-)
+require golang.org/x/sys v0.50.0
+
+require golang.org/x/net v0.62.0 // indirect

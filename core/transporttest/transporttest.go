@@ -1,0 +1,219 @@
+// Package transporttest is the conformance suite every [core.Transport] runs,
+// over real sockets. It includes golang.org/x/net/nettest's connection tests.
+// A transport package's test is a few lines:
+//
+//	func TestConformance(t *testing.T) {
+//		transporttest.Run(t, transporttest.Config{
+//			Transport: mytransport.Transport{},
+//			Address:   func(t *testing.T) string { return "..." },
+//		})
+//	}
+package transporttest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"golang.org/x/net/nettest"
+
+	"github.com/tetherkit/tether/core"
+)
+
+// Config says how to exercise a transport.
+type Config struct {
+	// Transport is the transport under test.
+	Transport core.Transport
+	// Address returns a fresh address to listen on, in the transport's form.
+	Address func(t *testing.T) string
+	// DialAddress returns the address to dial to reach l; nil means
+	// l.Addr().String().
+	DialAddress func(l net.Listener) string
+	// Unreachable is an address nobody listens on, for the failed-dial test;
+	// "" skips that test.
+	Unreachable string
+	// BadAddresses are addresses ParseAddr must refuse.
+	BadAddresses []string
+}
+
+func (c Config) dialAddr(l net.Listener) string {
+	if c.DialAddress != nil {
+		return c.DialAddress(l)
+	}
+	return l.Addr().String()
+}
+
+// Run runs the suite.
+func Run(t *testing.T, c Config) {
+	t.Helper()
+	t.Run("Nettest", func(t *testing.T) { nettest.TestConn(t, makePipe(t, c)) })
+	t.Run("Echo", func(t *testing.T) { testEcho(t, c) })
+	t.Run("HalfClose", func(t *testing.T) { testHalfClose(t, c) })
+	t.Run("CloseUnblocksAccept", func(t *testing.T) { testCloseAccept(t, c) })
+	t.Run("DialCancelled", func(t *testing.T) { testDialCancelled(t, c) })
+	t.Run("DialNobody", func(t *testing.T) { testDialNobody(t, c) })
+	t.Run("ParseAddr", func(t *testing.T) { testParseAddr(t, c) })
+}
+
+// Pair listens, dials and accepts, returning the two ends and a cleanup.
+func Pair(t testing.TB, c Config, addr string) (dialed, accepted net.Conn, l net.Listener) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	l, err := c.Transport.Listen(ctx, addr)
+	if err != nil {
+		t.Fatalf("Listen(%q): %v", addr, err)
+	}
+	type result struct {
+		c   net.Conn
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		a, err := l.Accept()
+		ch <- result{a, err}
+	}()
+	d, err := c.Transport.Dial(ctx, c.dialAddr(l))
+	if err != nil {
+		l.Close()
+		t.Fatalf("Dial(%q): %v", c.dialAddr(l), err)
+	}
+	r := <-ch
+	if r.err != nil {
+		d.Close()
+		l.Close()
+		t.Fatalf("Accept: %v", r.err)
+	}
+	return d, r.c, l
+}
+
+func makePipe(t *testing.T, c Config) nettest.MakePipe {
+	return func() (c1, c2 net.Conn, stop func(), err error) {
+		d, a, l := Pair(t, c, c.Address(t))
+		return d, a, func() { d.Close(); a.Close(); l.Close() }, nil
+	}
+}
+
+func testEcho(t *testing.T, c Config) {
+	d, a, l := Pair(t, c, c.Address(t))
+	t.Cleanup(func() { d.Close(); a.Close(); l.Close() })
+	go io.Copy(a, a)
+	msg := bytes.Repeat([]byte("0123456789"), 100000)
+	go d.Write(msg)
+	got := make([]byte, len(msg))
+	d.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadFull(d, got); err != nil {
+		t.Fatalf("reading the echo: %v", err)
+	}
+	if !bytes.Equal(got, msg) {
+		t.Fatal("echoed bytes differ from the bytes sent")
+	}
+	if l.Addr() == nil || l.Addr().Network() == "" || a.RemoteAddr() == nil {
+		t.Fatalf("listener address %v and peer address %v must be set", l.Addr(), a.RemoteAddr())
+	}
+}
+
+// closeWriter is the optional half-close ability (net.TCPConn, net.UnixConn).
+type closeWriter interface{ CloseWrite() error }
+
+func testHalfClose(t *testing.T, c Config) {
+	d, a, l := Pair(t, c, c.Address(t))
+	t.Cleanup(func() { d.Close(); a.Close(); l.Close() })
+	cw, ok := d.(closeWriter)
+	if !ok {
+		t.Skipf("%T has no CloseWrite; the client falls back to a full close", d)
+	}
+	if _, err := d.Write([]byte("last words")); err != nil {
+		t.Fatal(err)
+	}
+	if err := cw.CloseWrite(); err != nil {
+		t.Fatalf("CloseWrite: %v", err)
+	}
+	a.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, err := io.ReadAll(a)
+	if err != nil || string(got) != "last words" {
+		t.Fatalf("after the peer's CloseWrite: read %q, %v; want \"last words\" then EOF", got, err)
+	}
+	if _, err := a.Write([]byte("reply")); err != nil {
+		t.Fatalf("writing back after the peer's half-close: %v", err)
+	}
+	buf := make([]byte, 5)
+	d.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(d, buf); err != nil || string(buf) != "reply" {
+		t.Fatalf("the half-closed side must still read: %q, %v", buf, err)
+	}
+}
+
+func testCloseAccept(t *testing.T, c Config) {
+	l, err := c.Transport.Listen(context.Background(), c.Address(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := l.Accept()
+		done <- err
+	}()
+	time.Sleep(10 * time.Millisecond)
+	l.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("Accept after Close: got %v, want net.ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Accept still blocked 5 s after Close")
+	}
+}
+
+func testDialCancelled(t *testing.T, c Config) {
+	l, err := c.Transport.Listen(context.Background(), c.Address(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	conn, err := c.Transport.Dial(ctx, c.dialAddr(l))
+	if err == nil {
+		conn.Close()
+		t.Fatal("Dial with a cancelled context succeeded")
+	}
+}
+
+func testDialNobody(t *testing.T, c Config) {
+	if c.Unreachable == "" {
+		t.Skip("no unreachable address configured")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, err := c.Transport.Dial(ctx, c.Unreachable)
+	if err == nil {
+		conn.Close()
+		t.Fatalf("Dial(%q) succeeded, want an error", c.Unreachable)
+	}
+}
+
+func testParseAddr(t *testing.T, c Config) {
+	addr := c.Address(t)
+	a, err := c.Transport.ParseAddr(addr)
+	if err != nil {
+		t.Fatalf("ParseAddr(%q): %v", addr, err)
+	}
+	if a.Network() == "" || a.String() == "" {
+		t.Fatalf("ParseAddr(%q) = %#v: Network and String must be set", addr, a)
+	}
+	again, err := c.Transport.ParseAddr(a.String())
+	if err != nil || again.String() != a.String() {
+		t.Fatalf("ParseAddr(String()) round trip: %v, %v; want %q", again, err, a.String())
+	}
+	for _, bad := range c.BadAddresses {
+		if _, err := c.Transport.ParseAddr(bad); err == nil {
+			t.Errorf("ParseAddr(%q) succeeded, want an error", bad)
+		}
+	}
+}

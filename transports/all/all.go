@@ -1,0 +1,9 @@
+// Package all registers every built-in transport in core.Transports:
+//
+//	import _ "github.com/tetherkit/tether/transports/all"
+package all
+
+import (
+	_ "github.com/tetherkit/tether/transports/tcp"  // registers "tcp"
+	_ "github.com/tetherkit/tether/transports/unix" // registers "unix"
+)
