@@ -1,0 +1,147 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"sync"
+)
+
+// Client is one connection to a hub (or any peer speaking the same codec).
+// One goroutine may send (Send, Queue, Flush, CloseWrite) while another
+// receives (Receive); each of those two sides is not for concurrent use by
+// itself. Close may be called at any time.
+type Client struct {
+	conn  net.Conn
+	codec Codec
+	fr    FrameReader
+
+	wmu  sync.Mutex
+	wbuf []byte
+}
+
+// Dial connects to address over transport t and returns a client speaking
+// codec c. maxFrame bounds received messages (0 means [DefaultMaxFrame]).
+func Dial(ctx context.Context, t Transport, address string, c Codec, maxFrame int) (*Client, error) {
+	conn, err := t.Dial(ctx, address)
+	if err != nil {
+		return nil, err
+	}
+	return NewClient(conn, c, maxFrame), nil
+}
+
+// NewClient wraps an established connection. The client owns conn from now
+// on and closes it.
+func NewClient(conn net.Conn, c Codec, maxFrame int) *Client {
+	return &Client{conn: conn, codec: c, fr: c.NewReader(conn, maxFrame)}
+}
+
+// Conn returns the underlying connection, for deadlines and addresses.
+func (c *Client) Conn() net.Conn { return c.conn }
+
+// Send frames msg and writes it, with anything queued before it, at once.
+func (c *Client) Send(msg []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if err := c.queueLocked(msg); err != nil {
+		return err
+	}
+	return c.flushLocked()
+}
+
+// Queue frames msg into the send buffer without writing it; Flush (or the
+// next Send, or CloseWrite) writes it. Queue several messages and flush once
+// to send them in one system call.
+func (c *Client) Queue(msg []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if err := c.queueLocked(msg); err != nil {
+		return err
+	}
+	if len(c.wbuf) >= batchSize {
+		return c.flushLocked()
+	}
+	return nil
+}
+
+// Flush writes every queued message.
+func (c *Client) Flush() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.flushLocked()
+}
+
+func (c *Client) queueLocked(msg []byte) error {
+	b, err := c.codec.AppendFrame(c.wbuf, msg)
+	if err != nil {
+		return err
+	}
+	c.wbuf = b
+	return nil
+}
+
+func (c *Client) flushLocked() error {
+	if len(c.wbuf) == 0 {
+		return nil
+	}
+	_, err := c.conn.Write(c.wbuf)
+	c.wbuf = c.wbuf[:0]
+	if cap(c.wbuf) > 4*batchSize {
+		c.wbuf = nil // do not keep a huge buffer after one large message
+	}
+	return err
+}
+
+// Receive returns the next message. The slice is valid until the next call
+// to Receive. At the end of the stream it returns io.EOF.
+func (c *Client) Receive() ([]byte, error) {
+	return c.fr.ReadFrame()
+}
+
+// CloseWrite flushes and ends the sending side: the peer reads everything
+// sent, then end of stream. Receive keeps working until the peer closes.
+// Connections without half-close support are closed whole.
+func (c *Client) CloseWrite() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if err := c.flushLocked(); err != nil {
+		return err
+	}
+	if cw, ok := c.conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return c.conn.Close()
+}
+
+// Shutdown closes gracefully when nobody is receiving: it flushes, ends the
+// sending side, then reads and drops incoming messages until the peer closes
+// (which a tether hub does once it has taken everything sent) or ctx ends,
+// and closes. A nil result means the peer acknowledged the end of the
+// stream. When another goroutine is receiving, call CloseWrite instead and
+// let that goroutine see io.EOF.
+func (c *Client) Shutdown(ctx context.Context) error {
+	if err := c.CloseWrite(); err != nil {
+		c.conn.Close()
+		return err
+	}
+	stop := context.AfterFunc(ctx, func() { c.conn.Close() })
+	defer stop()
+	for {
+		if _, err := c.fr.ReadFrame(); err != nil {
+			c.conn.Close()
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return err
+		}
+	}
+}
+
+// Close closes the connection at once; queued messages are dropped.
+func (c *Client) Close() error {
+	return c.conn.Close()
+}

@@ -1,0 +1,309 @@
+package core
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// lingerTime bounds how long a closing connection is read (and the bytes
+// dropped) after the server's last write, so that the close does not reset
+// a connection whose peer is still sending.
+const lingerTime = 2 * time.Second
+
+// Peer is one client connection of a [Server]. Its methods are safe for
+// concurrent use.
+type Peer struct {
+	srv      *Server
+	conn     net.Conn
+	codec    Codec
+	codecIdx int
+	id       uint64
+	name     string
+	log      hclog.Logger
+
+	readerDone chan struct{} // closed when the read loop has stopped
+	writerDone chan struct{} // closed when the write loop has stopped
+	finished   chan struct{} // closed after OnLeave: the peer is gone
+	dead       chan struct{} // closed by kill
+	killOnce   sync.Once
+	stopping   atomic.Bool // reading stopped by Shutdown
+
+	mu         sync.Mutex
+	reason     error    // why the peer was killed
+	queue      [][]byte // frames waiting for the write loop
+	spare      [][]byte // the write loop's other queue buffer
+	queueBytes int      // bytes queued or being written
+	leaving    bool     // out of the room: new frames are dropped
+	draining   bool     // the write loop exits once the queue is empty
+	space      chan struct{}
+	wake       chan struct{}
+}
+
+func newPeer(s *Server, conn net.Conn, c Codec, idx int, id uint64) *Peer {
+	p := &Peer{
+		srv: s, conn: conn, codec: c, codecIdx: idx, id: id,
+		name:       "#" + strconv.FormatUint(id, 10),
+		readerDone: make(chan struct{}),
+		writerDone: make(chan struct{}),
+		finished:   make(chan struct{}),
+		dead:       make(chan struct{}),
+		wake:       make(chan struct{}, 1),
+	}
+	p.log = s.logger.With("peer", p.name, "remote", remoteString(conn), "codec", c.Name())
+	return p
+}
+
+func remoteString(c net.Conn) string {
+	if a := c.RemoteAddr(); a != nil && a.String() != "" {
+		return a.String()
+	}
+	return c.LocalAddr().Network()
+}
+
+// ID returns the peer's number, unique within its server.
+func (p *Peer) ID() uint64 { return p.id }
+
+// Name returns the peer's name in the room, "#" and its ID.
+func (p *Peer) Name() string { return p.name }
+
+// RemoteAddr returns the address the transport reports for the peer.
+func (p *Peer) RemoteAddr() net.Addr { return p.conn.RemoteAddr() }
+
+// LocalAddr returns the listener-side address of the connection.
+func (p *Peer) LocalAddr() net.Addr { return p.conn.LocalAddr() }
+
+// Codec returns the codec the peer speaks.
+func (p *Peer) Codec() Codec { return p.codec }
+
+// String returns the name and remote address, such as "#3 (127.0.0.1:5555)".
+func (p *Peer) String() string { return p.name + " (" + remoteString(p.conn) + ")" }
+
+func (p *Peer) run() {
+	defer p.srv.wg.Done()
+	go p.writeLoop()
+	p.log.Info("joined")
+	if p.srv.OnJoin != nil {
+		p.srv.OnJoin(p)
+	}
+	err := p.readLoop()
+	close(p.readerDone)
+	switch {
+	case err == io.EOF:
+		p.leave()
+	case p.stopping.Load() && isTimeout(err):
+		// Shutdown stopped the reading; it drains the queue next.
+	default:
+		p.kill(err)
+	}
+	<-p.writerDone
+	p.srv.leaveRoom(p)
+	p.srv.mu.Lock()
+	delete(p.srv.peers, p)
+	p.srv.mu.Unlock()
+
+	reason := p.killReason()
+	switch {
+	case reason == nil || errors.Is(reason, ErrServerClosed):
+		p.log.Info("left")
+	default:
+		p.log.Warn("disconnected", "error", reason)
+	}
+	if p.srv.OnLeave != nil {
+		p.srv.OnLeave(p, reason)
+	}
+	close(p.finished)
+}
+
+func (p *Peer) readLoop() error {
+	fr := p.codec.NewReader(p.conn, p.srv.MaxFrame)
+	for {
+		msg, err := fr.ReadFrame()
+		if err != nil {
+			return err
+		}
+		if p.srv.OnMessage != nil {
+			p.srv.OnMessage(p, msg)
+		}
+		if !p.srv.broadcast(p, msg) {
+			return p.killReason()
+		}
+	}
+}
+
+// enqueue adds frame f to the peer's queue, waiting while the queue is full.
+// It returns false only when the sender from died or the server closed
+// while waiting; a receiver that left is skipped (true).
+func (p *Peer) enqueue(f []byte, from *Peer) bool {
+	qlen, qbytes := p.srv.QueueLen, p.srv.QueueBytes
+	if qlen <= 0 {
+		qlen = DefaultQueueLen
+	}
+	if qbytes <= 0 {
+		qbytes = DefaultQueueBytes
+	}
+	var fromDead <-chan struct{}
+	if from != nil {
+		fromDead = from.dead
+	}
+	for {
+		p.mu.Lock()
+		if p.leaving {
+			p.mu.Unlock()
+			return true
+		}
+		if p.queueBytes == 0 || (len(p.queue) < qlen && p.queueBytes+len(f) <= qbytes) {
+			p.queue = append(p.queue, f)
+			p.queueBytes += len(f)
+			p.mu.Unlock()
+			select {
+			case p.wake <- struct{}{}:
+			default:
+			}
+			return true
+		}
+		if p.space == nil {
+			p.space = make(chan struct{})
+		}
+		space := p.space
+		p.mu.Unlock()
+		select {
+		case <-space:
+		case <-p.dead:
+			return true
+		case <-fromDead:
+			return false
+		case <-p.srv.done:
+			return false
+		}
+	}
+}
+
+// writeLoop sends queued frames, many per system call, and flushes whenever
+// the queue is empty: no timer, no added latency.
+func (p *Peer) writeLoop() {
+	defer close(p.writerDone)
+	w := writer{conn: p.conn, stall: p.srv.stallTimeout()}
+	for {
+		p.mu.Lock()
+		for len(p.queue) == 0 {
+			if p.draining {
+				p.mu.Unlock()
+				p.closeGracefully()
+				return
+			}
+			p.mu.Unlock()
+			select {
+			case <-p.wake:
+			case <-p.dead:
+				return
+			}
+			p.mu.Lock()
+		}
+		batch := p.queue
+		p.queue = p.spare[:0]
+		p.mu.Unlock()
+
+		n, err := w.write(batch)
+		clear(batch)
+		p.mu.Lock()
+		p.spare = batch[:0]
+		p.queueBytes -= n
+		queued := len(p.queue)
+		if p.space != nil {
+			close(p.space)
+			p.space = nil
+		}
+		p.mu.Unlock()
+		if err != nil {
+			if errors.Is(err, ErrStalled) {
+				err = &StallError{Timeout: w.stall.String(), Queued: queued + len(batch)}
+			}
+			p.kill(err)
+			return
+		}
+	}
+}
+
+// closeGracefully ends a drained connection: half-close so the peer reads
+// everything and then EOF, read off (and drop) what the peer still sends for
+// a moment, then close.
+func (p *Peer) closeGracefully() {
+	if cw, ok := p.conn.(interface{ CloseWrite() error }); ok {
+		if cw.CloseWrite() == nil && p.stopping.Load() {
+			p.conn.SetReadDeadline(time.Now().Add(lingerTime))
+			io.Copy(io.Discard, p.conn)
+		}
+	}
+	p.conn.Close()
+}
+
+// leave takes a peer whose client ended its stream out of the room; its
+// queue is still delivered before the connection closes.
+func (p *Peer) leave() {
+	p.srv.leaveRoom(p)
+	p.mu.Lock()
+	p.leaving = true
+	p.draining = true
+	p.mu.Unlock()
+	p.wakeWriter()
+}
+
+// stopReading makes the read loop stop at once (Shutdown).
+func (p *Peer) stopReading() {
+	p.stopping.Store(true)
+	p.conn.SetReadDeadline(time.Unix(1, 0))
+}
+
+// drain makes the write loop finish the queue and close (Shutdown).
+func (p *Peer) drain() {
+	p.mu.Lock()
+	p.draining = true
+	p.mu.Unlock()
+	p.wakeWriter()
+}
+
+func (p *Peer) wakeWriter() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// kill closes the connection at once; err is the reason logged and reported.
+func (p *Peer) kill(err error) {
+	p.killOnce.Do(func() {
+		p.mu.Lock()
+		p.reason = err
+		p.leaving = true
+		p.draining = true
+		p.mu.Unlock()
+		close(p.dead)
+		p.conn.Close()
+	})
+}
+
+func (p *Peer) killReason() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if isClosedErr(p.reason) {
+		return nil
+	}
+	return p.reason
+}
+
+func isTimeout(err error) bool {
+	return errors.Is(err, os.ErrDeadlineExceeded)
+}
+
+// isClosedErr reports errors that only say the connection went away.
+func isClosedErr(err error) bool {
+	return err == nil || errors.Is(err, net.ErrClosed)
+}

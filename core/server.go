@@ -1,0 +1,329 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// Defaults for the zero values of [Server]'s fields.
+const (
+	DefaultStallTimeout = 10 * time.Second
+	DefaultQueueLen     = 1024
+	DefaultQueueBytes   = 4 << 20
+)
+
+// HostName is the sender name of messages sent with [Server.Broadcast].
+const HostName = "host"
+
+// Server is a chat hub: every message a client sends reaches every other
+// client, whichever listener, transport or codec each came through. The zero
+// value is ready to use; set the fields before the first call to Serve and do
+// not change them after.
+//
+// All methods are safe for concurrent use.
+type Server struct {
+	// Logger receives the server's logs, under the name "server". nil means
+	// no logging.
+	Logger hclog.Logger
+	// MaxFrame is the largest message accepted from a client, in bytes; 0
+	// means DefaultMaxFrame. A client that sends more is disconnected.
+	MaxFrame int
+	// QueueLen and QueueBytes bound each client's outbound queue, in
+	// messages and bytes (a single message larger than QueueBytes still
+	// passes through an empty queue); 0 means DefaultQueueLen and
+	// DefaultQueueBytes. A full queue makes the senders wait.
+	QueueLen   int
+	QueueBytes int
+	// StallTimeout disconnects a client that makes no progress reading its
+	// messages for this long while others wait on it; 0 means
+	// DefaultStallTimeout, a negative value never.
+	StallTimeout time.Duration
+	// Chat prefixes every relayed message with "name: " (the sender's
+	// [Peer.Name]), for people watching a terminal. Off by default: messages
+	// are relayed byte-exact.
+	Chat bool
+	// OnJoin, OnMessage and OnLeave, when set, are called from the peer's
+	// goroutine as a peer joins, sends a message (msg is only valid during the
+	// call), and leaves (err is nil for a clean leave). They must not block
+	// for long: the peer waits for them.
+	OnJoin    func(p *Peer)
+	OnMessage func(p *Peer, msg []byte)
+	OnLeave   func(p *Peer, err error)
+
+	initOnce sync.Once
+	logger   hclog.Logger
+	done     chan struct{} // closed by Close
+	shutdown atomic.Bool   // set by Shutdown and Close
+	nextID   atomic.Uint64
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	peers     map[*Peer]struct{}
+	codecs    []Codec
+	closeOnce sync.Once
+
+	room      atomic.Pointer[[]*Peer] // the peers that receive broadcasts
+	codecList atomic.Pointer[[]Codec]
+	wg        sync.WaitGroup // peer goroutines
+}
+
+func (s *Server) init() {
+	s.initOnce.Do(func() {
+		s.logger = s.Logger
+		if s.logger == nil {
+			s.logger = hclog.NewNullLogger()
+		}
+		s.logger = s.logger.Named("server")
+		s.done = make(chan struct{})
+		s.listeners = make(map[net.Listener]struct{})
+		s.peers = make(map[*Peer]struct{})
+		s.room.Store(new([]*Peer))
+		s.codecList.Store(new([]Codec))
+	})
+}
+
+func (s *Server) log() hclog.Logger { s.init(); return s.logger }
+
+func (s *Server) stallTimeout() time.Duration {
+	switch {
+	case s.StallTimeout == 0:
+		return DefaultStallTimeout
+	case s.StallTimeout < 0:
+		return 0
+	}
+	return s.StallTimeout
+}
+
+// Serve accepts connections on l, speaking codec c with them, and adds them to
+// the room. Serve may be called for several listeners at once. It always
+// returns a non-nil error: [ErrServerClosed] after Shutdown or Close. The
+// server closes l when it is shut down.
+func (s *Server) Serve(l net.Listener, c Codec) error {
+	s.init()
+	if c == nil {
+		return errors.New("tether: Serve needs a codec")
+	}
+	s.mu.Lock()
+	if s.shutdown.Load() {
+		s.mu.Unlock()
+		l.Close()
+		return ErrServerClosed
+	}
+	s.listeners[l] = struct{}{}
+	idx := s.codecIndexLocked(c)
+	s.mu.Unlock()
+	log := s.logger.With("listener", l.Addr().String(), "codec", c.Name())
+	log.Info("listening")
+
+	var delay time.Duration
+	for {
+		conn, err := l.Accept()
+		if err != nil {
+			if s.shutdown.Load() {
+				return ErrServerClosed
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return err
+			}
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			log.Error("accept failed; retrying", "error", err, "retry_in", delay)
+			select {
+			case <-time.After(delay):
+			case <-s.done:
+				return ErrServerClosed
+			}
+			continue
+		}
+		delay = 0
+		s.startPeer(conn, c, idx)
+	}
+}
+
+// codecIndexLocked returns c's index in s.codecs, adding it if new.
+func (s *Server) codecIndexLocked(c Codec) int {
+	for i, have := range s.codecs {
+		if have == c {
+			return i
+		}
+	}
+	s.codecs = append(s.codecs, c)
+	list := append([]Codec(nil), s.codecs...)
+	s.codecList.Store(&list)
+	return len(s.codecs) - 1
+}
+
+func (s *Server) codecAt(i int) Codec { return (*s.codecList.Load())[i] }
+
+func (s *Server) startPeer(conn net.Conn, c Codec, idx int) {
+	p := newPeer(s, conn, c, idx, s.nextID.Add(1))
+	s.mu.Lock()
+	if s.shutdown.Load() {
+		s.mu.Unlock()
+		conn.Close()
+		return
+	}
+	s.peers[p] = struct{}{}
+	s.joinRoomLocked(p)
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go p.run()
+}
+
+// joinRoomLocked and leaveRoomLocked replace the room snapshot: broadcasts
+// read it without locking.
+func (s *Server) joinRoomLocked(p *Peer) {
+	old := *s.room.Load()
+	room := make([]*Peer, len(old), len(old)+1)
+	copy(room, old)
+	room = append(room, p)
+	s.room.Store(&room)
+}
+
+func (s *Server) leaveRoom(p *Peer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := *s.room.Load()
+	room := make([]*Peer, 0, len(old))
+	for _, q := range old {
+		if q != p {
+			room = append(room, q)
+		}
+	}
+	s.room.Store(&room)
+}
+
+func (s *Server) forget(p *Peer) {
+	s.mu.Lock()
+	delete(s.peers, p)
+	s.mu.Unlock()
+	s.wg.Done()
+}
+
+// Peers returns the connected peers.
+func (s *Server) Peers() []*Peer {
+	s.init()
+	return append([]*Peer(nil), *s.room.Load()...)
+}
+
+// Broadcast sends msg to every client, as the host. It waits, like any
+// sender, while a receiver's queue is full. It returns ErrServerClosed once
+// the server is shutting down.
+func (s *Server) Broadcast(msg []byte) error {
+	s.init()
+	if s.shutdown.Load() {
+		return ErrServerClosed
+	}
+	s.broadcast(nil, msg)
+	return nil
+}
+
+// broadcast queues payload for every peer of the room except from. It
+// returns false if from died while waiting for room in a queue.
+func (s *Server) broadcast(from *Peer, payload []byte) bool {
+	room := *s.room.Load()
+	n := len(*s.codecList.Load())
+	var encBuf [4][]byte
+	var doneBuf [4]bool
+	m := frames{from: from, payload: payload, enc: encBuf[:0], done: doneBuf[:0]}
+	if n <= len(encBuf) {
+		m.enc, m.done = encBuf[:n], doneBuf[:n]
+	} else {
+		m.enc, m.done = make([][]byte, n), make([]bool, n)
+	}
+	for _, p := range room {
+		if p == from {
+			continue
+		}
+		f := m.get(s, p.codecIdx)
+		if f == nil {
+			continue
+		}
+		if !p.enqueue(f, from) {
+			return false
+		}
+	}
+	return true
+}
+
+// Shutdown stops the server gracefully: it closes the listeners, stops
+// reading from clients, delivers every message already accepted, then closes
+// the connections. If ctx ends first, it closes everything at once (as Close)
+// and returns ctx's error.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.init()
+	s.mu.Lock()
+	s.shutdown.Store(true)
+	s.closeListenersLocked()
+	peers := make([]*Peer, 0, len(s.peers))
+	for p := range s.peers {
+		peers = append(peers, p)
+	}
+	s.mu.Unlock()
+	s.logger.Info("shutting down", "peers", len(peers))
+
+	for _, p := range peers {
+		p.stopReading()
+	}
+	for _, p := range peers {
+		select {
+		case <-p.readerDone:
+		case <-ctx.Done():
+			s.Close()
+			return ctx.Err()
+		}
+	}
+	for _, p := range peers {
+		p.drain()
+	}
+	for _, p := range peers {
+		select {
+		case <-p.finished:
+		case <-ctx.Done():
+			s.Close()
+			return ctx.Err()
+		}
+	}
+	s.Close()
+	return nil
+}
+
+// Close closes the listeners and every connection at once; queued messages
+// are dropped. It is idempotent and returns nil.
+func (s *Server) Close() error {
+	s.init()
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.shutdown.Store(true)
+		close(s.done)
+		s.closeListenersLocked()
+		peers := make([]*Peer, 0, len(s.peers))
+		for p := range s.peers {
+			peers = append(peers, p)
+		}
+		s.mu.Unlock()
+		for _, p := range peers {
+			p.kill(ErrServerClosed)
+		}
+	})
+	return nil
+}
+
+func (s *Server) closeListenersLocked() {
+	for l := range s.listeners {
+		l.Close()
+		delete(s.listeners, l)
+	}
+}
+
+// Wait blocks until every peer goroutine has finished (after Shutdown or
+// Close, when all connections are gone).
+func (s *Server) Wait() {
+	s.init()
+	s.wg.Wait()
+}
