@@ -398,6 +398,7 @@ func TestShutdownDeliversQueued(t *testing.T) {
 				for {
 					m, err := recv.Receive()
 					if err == io.EOF {
+						recv.Close()
 						break
 					}
 					if err != nil {
