@@ -99,6 +99,15 @@ func (c *Client) Receive() ([]byte, error) {
 	return c.fr.ReadFrame()
 }
 
+// Buffered returns the number of received bytes not yet returned by Receive,
+// or 0 when the codec's reader does not say (see [Buffered]).
+func (c *Client) Buffered() int {
+	if b, ok := c.fr.(Buffered); ok {
+		return b.Buffered()
+	}
+	return 0
+}
+
 // CloseWrite flushes and ends the sending side: the peer reads everything
 // sent, then end of stream. Receive keeps working until the peer closes.
 // Connections without half-close support are closed whole.

@@ -40,3 +40,11 @@ func LimitOrDefault(maxFrame int) int {
 	}
 	return maxFrame
 }
+
+// Buffered is an optional interface of a [FrameReader]: the number of bytes
+// read from the stream but not yet returned as frames. The built-in codecs
+// implement it; a program uses it to flush its own output only when no
+// further message is already waiting.
+type Buffered interface {
+	Buffered() int
+}

@@ -54,6 +54,9 @@ type reader struct {
 	pending int
 }
 
+// Buffered returns the bytes read from the stream and not yet returned.
+func (r *reader) Buffered() int { return len(r.buf.Buffered()) - r.pending }
+
 func (r *reader) ReadFrame() ([]byte, error) {
 	r.buf.Discard(r.pending)
 	r.pending = 0

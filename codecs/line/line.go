@@ -59,6 +59,9 @@ type reader struct {
 	pending int // bytes of the previous frame still to discard
 }
 
+// Buffered returns the bytes read from the stream and not yet returned.
+func (r *reader) Buffered() int { return len(r.buf.Buffered()) - r.pending }
+
 func (r *reader) ReadFrame() ([]byte, error) {
 	r.buf.Discard(r.pending)
 	r.pending = 0

@@ -1,0 +1,195 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tetherkit/tether/core"
+)
+
+// prompt is shown before each line typed in a terminal, as in the classic
+// socket chat.
+const prompt = "->"
+
+type connectFlags struct {
+	common
+	recvOnly bool
+	pipe     bool
+	timeout  time.Duration
+}
+
+func (a *App) connect(ctx context.Context, args []string) error {
+	var f connectFlags
+	fs := a.newFlagSet("connect", "Chat with a hub. In a terminal: a \"->\" prompt; a message containing the word \"bye\" ends the chat.\n"+
+		"With standard input not a terminal: each input line is one message, each received message one output line;\n"+
+		"at the end of input everything sent is delivered, then it exits.")
+	f.register(fs, a)
+	fs.BoolVar(&f.recvOnly, "recv-only", false, "send nothing: print received messages until the hub closes")
+	fs.BoolVar(&f.pipe, "pipe", false, "pipe mode even when standard input is a terminal")
+	fs.DurationVar(&f.timeout, "dial-timeout", 10*time.Second, "give up connecting after this long")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	log, err := a.logger(&f.common)
+	if err != nil {
+		return err
+	}
+	tgt, err := a.resolve(f.addr, f.transport)
+	if err != nil {
+		return err
+	}
+	codec, err := a.lookupCodec(f.codec)
+	if err != nil {
+		return err
+	}
+	dctx, cancel := context.WithTimeout(ctx, f.timeout)
+	conn, err := tgt.Dial(dctx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("connecting to %s: %w", tgt, err)
+	}
+	log.Debug("connected", "endpoint", tgt.String(), "local", conn.LocalAddr().String())
+	cl := core.NewClient(conn, codec, int(f.maxFrame))
+	defer cl.Close()
+	stop := context.AfterFunc(ctx, func() { cl.Close() })
+	defer stop()
+
+	interactive := !f.pipe && !f.recvOnly && a.IsTerminal != nil && a.IsTerminal()
+	out := bufio.NewWriter(a.Stdout)
+	var outMu sync.Mutex
+	recvDone := make(chan error, 1)
+	go func() { recvDone <- a.receive(cl, out, &outMu, interactive) }()
+
+	var sendErr error
+	switch {
+	case f.recvOnly:
+		// Send nothing and keep the connection open both ways: a hub takes a
+		// closed sending side as the client leaving.
+	case interactive:
+		sendErr = a.chat(cl, out, &outMu, int(f.maxFrame))
+	default:
+		sendErr = a.pipeIn(cl, int(f.maxFrame))
+	}
+	if sendErr != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return sendErr
+	}
+	// Everything is sent and the sending side is closed: the hub closes the
+	// connection once it has taken every message, which ends receive.
+	err = <-recvDone
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// receive prints every message as one line until the stream ends. In pipe
+// mode output is flushed whenever no further message is already buffered.
+func (a *App) receive(cl *core.Client, out *bufio.Writer, mu *sync.Mutex, interactive bool) error {
+	for {
+		msg, err := cl.Receive()
+		if err != nil {
+			mu.Lock()
+			out.Flush()
+			if interactive {
+				fmt.Fprintln(a.Stderr, "\r\033[Kthe hub closed the connection")
+			}
+			mu.Unlock()
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return fmt.Errorf("receiving: %w", err)
+		}
+		mu.Lock()
+		if interactive {
+			out.WriteString("\r\033[K")
+			out.Write(msg)
+			out.WriteString("\n" + prompt)
+			out.Flush()
+		} else {
+			out.Write(msg)
+			out.WriteByte('\n')
+			if cl.Buffered() == 0 {
+				if err := out.Flush(); err != nil {
+					mu.Unlock()
+					return fmt.Errorf("writing standard output: %w", err)
+				}
+			}
+		}
+		mu.Unlock()
+	}
+}
+
+// pipeIn sends each input line as one message, flushing when no more input
+// is buffered, then closes the sending side.
+func (a *App) pipeIn(cl *core.Client, maxFrame int) error {
+	lr := newLineReader(a.Stdin, maxFrame)
+	for {
+		line, err := lr.next()
+		if line != nil {
+			if qerr := cl.Queue(line); qerr != nil {
+				return fmt.Errorf("sending input line %d: %w", lr.n, qerr)
+			}
+			if !lr.pending() {
+				if ferr := cl.Flush(); ferr != nil {
+					return fmt.Errorf("sending: %w", ferr)
+				}
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return cl.CloseWrite()
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// chat is the interactive loop: a prompt, a line, a message; "bye" ends it.
+func (a *App) chat(cl *core.Client, out *bufio.Writer, mu *sync.Mutex, maxFrame int) error {
+	lr := newLineReader(a.Stdin, maxFrame)
+	for {
+		mu.Lock()
+		out.WriteString(prompt)
+		out.Flush()
+		mu.Unlock()
+		line, err := lr.next()
+		if line != nil {
+			line = []byte(strings.TrimSuffix(string(line), "\r"))
+			if serr := cl.Send(line); serr != nil {
+				return fmt.Errorf("sending: %w", serr)
+			}
+			if saysBye(string(line)) {
+				return cl.CloseWrite()
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			mu.Lock()
+			out.WriteString("\n")
+			out.Flush()
+			mu.Unlock()
+			return cl.CloseWrite()
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// saysBye reports whether one of the message's words is "bye".
+func saysBye(msg string) bool {
+	for _, w := range strings.Fields(msg) {
+		if strings.EqualFold(strings.Trim(w, ".,;:!?\"'"), "bye") {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,255 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tetherkit/tether/core"
+	"github.com/tetherkit/tether/transports/tcp"
+)
+
+type serveFlags struct {
+	common
+	listen       listFlag
+	stall        time.Duration
+	shutdownWait time.Duration
+	chat         bool
+	quiet        bool
+	socketMode   fileMode
+}
+
+// listFlag collects a repeatable string flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, " ") }
+func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
+
+// listener is one resolved --addr or --listen.
+type listener struct {
+	target core.Target
+	codec  core.Codec
+}
+
+func (a *App) serve(ctx context.Context, args []string) error {
+	var f serveFlags
+	fs := a.newFlagSet("serve", "Run a hub: every message a client sends reaches every other client.\n"+
+		"Standard output gets one line per event: a peer connected, a message, a peer left.\n"+
+		"Lines typed on standard input go to every client. SIGINT or SIGTERM stop it gracefully.")
+	f.register(fs, a)
+	fs.Var(&f.listen, "listen", "another listener, as scheme://address[?codec=NAME] (repeatable); one hub serves them all")
+	fs.DurationVar(&f.stall, "stall-timeout", core.DefaultStallTimeout, "disconnect a client that reads nothing for this long while messages wait for it (0 never)")
+	fs.DurationVar(&f.shutdownWait, "shutdown-timeout", 10*time.Second, "on SIGINT or SIGTERM, how long to deliver queued messages before closing")
+	fs.BoolVar(&f.chat, "chat", false, "prefix every relayed message with its sender's name (\"#2: hi\"); off: relayed byte-exact")
+	fs.BoolVar(&f.quiet, "quiet", false, "do not print messages on standard output, only connects and leaves")
+	f.socketMode = 0o600
+	fs.Var(&f.socketMode, "socket-mode", "permissions of a unix socket file it creates, in octal")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	log, err := a.logger(&f.common)
+	if err != nil {
+		return err
+	}
+	lns, err := a.listeners(&f, fs)
+	if err != nil {
+		return err
+	}
+
+	out := newPrinter(a.Stdout)
+	defer out.close()
+	srv := &core.Server{
+		Logger:       log,
+		MaxFrame:     int(f.maxFrame),
+		StallTimeout: f.stall,
+		Chat:         f.chat,
+		OnJoin: func(p *core.Peer) {
+			out.line(fmt.Sprintf("%s connected (%s %s)", p.Name(), p.LocalAddr().Network(), remote(p)))
+		},
+		OnLeave: func(p *core.Peer, err error) {
+			if err != nil {
+				out.line(fmt.Sprintf("%s disconnected: %v", p.Name(), err))
+				return
+			}
+			out.line(p.Name() + " left")
+		},
+	}
+	if f.stall == 0 {
+		srv.StallTimeout = -1
+	}
+	if !f.quiet {
+		srv.OnMessage = func(p *core.Peer, msg []byte) { out.message(p.Name(), msg) }
+	}
+
+	// Listen on everything first, so that a bad address fails before anyone connects.
+	var opened []net.Listener
+	closeAll := func() {
+		for _, l := range opened {
+			l.Close()
+		}
+	}
+	for _, ln := range lns {
+		if ln.target.Transport.Name() == "unix" {
+			if err := prepareSocketDir(ln.target.Address); err != nil {
+				closeAll()
+				return err
+			}
+		}
+		l, err := ln.target.Listen(ctx)
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("listening on %s: %w", ln.target, err)
+		}
+		opened = append(opened, l)
+		if err := a.applyMode(l, f.socketMode, fs); err != nil {
+			closeAll()
+			return err
+		}
+		if ta, ok := l.Addr().(*net.TCPAddr); ok && !tcp.IsLoopback(ta) {
+			log.Warn("listening beyond this machine without encryption; anyone who can reach the port can join", "addr", ta.String())
+		}
+		fmt.Fprintf(a.Stderr, "%s: serving %s://%s (codec %s)\n", a.Name, ln.target.Transport.Name(), l.Addr(), ln.codec.Name())
+	}
+
+	errc := make(chan error, len(opened))
+	for i, l := range opened {
+		go func() { errc <- srv.Serve(l, lns[i].codec) }()
+	}
+	go a.hostInput(srv, int(f.maxFrame))
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), f.shutdownWait)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("shutdown cut short; queued messages were dropped", "error", err)
+	}
+	srv.Wait()
+	if serveErr != nil && !errors.Is(serveErr, core.ErrServerClosed) {
+		return serveErr
+	}
+	return nil
+}
+
+// listeners resolves --addr and every --listen.
+func (a *App) listeners(f *serveFlags, fs *flag.FlagSet) ([]listener, error) {
+	codec, err := a.lookupCodec(f.codec)
+	if err != nil {
+		return nil, err
+	}
+	var out []listener
+	addrSet := false
+	fs.Visit(func(fl *flag.Flag) {
+		if fl.Name == "addr" || fl.Name == "transport" {
+			addrSet = true
+		}
+	})
+	if addrSet || len(f.listen) == 0 {
+		tgt, err := a.resolve(f.addr, f.transport)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, listener{tgt, codec})
+	}
+	for _, spec := range f.listen {
+		c := codec
+		if i := strings.LastIndex(spec, "?codec="); i >= 0 {
+			if c, err = a.lookupCodec(spec[i+len("?codec="):]); err != nil {
+				return nil, err
+			}
+			spec = spec[:i]
+		}
+		tgt, err := a.resolve(spec, "")
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, listener{tgt, c})
+	}
+	return out, nil
+}
+
+// applyMode widens or narrows a unix socket file's permissions when
+// --socket-mode asks for it; listeners without a file refuse a mode set
+// explicitly.
+func (a *App) applyMode(l net.Listener, mode fileMode, fs *flag.FlagSet) error {
+	set := false
+	fs.Visit(func(fl *flag.Flag) { set = set || fl.Name == "socket-mode" })
+	if !set {
+		return nil
+	}
+	m, ok := l.(interface{ SetMode(mode os.FileMode) error })
+	if !ok {
+		return usagef("--socket-mode applies to unix path sockets, not to %s", l.Addr())
+	}
+	return m.SetMode(os.FileMode(mode))
+}
+
+// hostInput broadcasts each line of standard input to every client.
+func (a *App) hostInput(srv *core.Server, maxFrame int) {
+	lr := newLineReader(a.Stdin, maxFrame)
+	for {
+		line, err := lr.next()
+		if line != nil {
+			if srv.Broadcast(line) != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func remote(p *core.Peer) string {
+	if a := p.RemoteAddr(); a != nil && a.String() != "" {
+		return a.String()
+	}
+	return "peer"
+}
+
+// printer serialises output lines from many goroutines, flushing whenever
+// nothing more is waiting.
+type printer struct {
+	mu sync.Mutex
+	w  *bufio.Writer
+}
+
+func newPrinter(w interface{ Write([]byte) (int, error) }) *printer {
+	return &printer{w: bufio.NewWriter(w)}
+}
+
+func (p *printer) line(s string) {
+	p.mu.Lock()
+	p.w.WriteString(s)
+	p.w.WriteByte('\n')
+	p.w.Flush()
+	p.mu.Unlock()
+}
+
+// message prints "name: text", quoting text when it holds control bytes or
+// invalid UTF-8 so that one message is always one line.
+func (p *printer) message(name string, msg []byte) {
+	p.mu.Lock()
+	p.w.WriteString(name)
+	p.w.WriteString(": ")
+	writePrintable(p.w, msg)
+	p.w.WriteByte('\n')
+	p.w.Flush()
+	p.mu.Unlock()
+}
+
+func (p *printer) close() {
+	p.mu.Lock()
+	p.w.Flush()
+	p.mu.Unlock()
+}

@@ -1,0 +1,430 @@
+package main_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// bin is the tether binary built once for the end-to-end tests.
+var bin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "tether-e2e")
+	if err != nil {
+		panic(err)
+	}
+	bin = filepath.Join(dir, "tether")
+	args := []string{"build", "-o", bin}
+	if raceEnabled {
+		// The children run with the race detector too; a race exits 66. Skip
+		// its one-second pause at exit.
+		args = append(args, "-race")
+		os.Setenv("GORACE", "atexit_sleep_ms=0 exitcode=66")
+	}
+	out, err := exec.Command("go", append(args, ".")...).CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "building tether: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// syncBuf is a goroutine-safe buffer for a process's output.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// proc is a running tether process.
+type proc struct {
+	cmd    *exec.Cmd
+	stdout *syncBuf
+	stderr *syncBuf
+	stdin  io.WriteCloser
+	done   chan error
+}
+
+func start(t *testing.T, env []string, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(bin, args...), stdout: &syncBuf{}, stderr: &syncBuf{}, done: make(chan error, 1)}
+	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
+	in, err := p.cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.stdin = in
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		<-p.done
+		if t.Failed() {
+			t.Logf("%v\nstdout:\n%s\nstderr:\n%s", args, p.stdout, p.stderr)
+		}
+	})
+	return p
+}
+
+// wait waits for the process to exit and returns its exit code.
+func (p *proc) wait(t *testing.T, timeout time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.done:
+		p.done <- nil // let Cleanup's receive pass
+		return p.cmd.ProcessState.ExitCode()
+	case <-time.After(timeout):
+		t.Fatalf("%v still running after %v", p.cmd.Args, timeout)
+	}
+	return -1
+}
+
+// waitFor polls until cond holds.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func run(t *testing.T, stdin string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	var o, e bytes.Buffer
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = strings.NewReader(stdin), &o, &e
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	go func() { <-ctx.Done(); cmd.Process.Kill() }()
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("%v timed out", args)
+	}
+	code = 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return o.String(), e.String(), code
+}
+
+func sockPath(t *testing.T) string {
+	dir, err := os.MkdirTemp("", "te")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return filepath.Join(dir, "hub.sock")
+}
+
+func startHub(t *testing.T, args ...string) *proc {
+	t.Helper()
+	hub := start(t, nil, append([]string{"serve"}, args...)...)
+	waitFor(t, "the hub to serve", func() bool { return strings.Contains(hub.stderr.String(), "serving") })
+	return hub
+}
+
+func TestPipeSessionByteExact(t *testing.T) {
+	for _, codec := range []string{"line", "length"} {
+		t.Run(codec, func(t *testing.T) {
+			sock := sockPath(t)
+			hub := startHub(t, "--addr", sock, "--codec", codec)
+			recv := start(t, nil, "connect", "--addr", sock, "--codec", codec, "--recv-only")
+			waitFor(t, "the receiver to join", func() bool { return strings.Contains(hub.stdout.String(), "#1 connected") })
+			input := "hi\nhow are you\r\n\ttabs and ünïcödé ✓\n\n\x00\x01binary\xff\nok bye"
+			_, errOut, code := run(t, input, "connect", "--addr", sock, "--codec", codec)
+			if code != 0 {
+				t.Fatalf("pipe client exit %d: %s", code, errOut)
+			}
+			want := "hi\nhow are you\r\n\ttabs and ünïcödé ✓\n\n\x00\x01binary\xff\nok bye\n"
+			waitFor(t, "every message", func() bool { return len(recv.stdout.String()) >= len(want) })
+			if got := recv.stdout.String(); got != want {
+				t.Fatalf("receiver got %q, want %q", got, want)
+			}
+			waitFor(t, "the sender to leave", func() bool { return strings.Contains(hub.stdout.String(), "#2 left") })
+			log := hub.stdout.String()
+			for _, line := range []string{"#2 connected (unix pid=", "#2: hi\n", "#2: \"how are you\\r\"\n", "#2: ok bye\n", "#2 left\n"} {
+				if !strings.Contains(log, line) {
+					t.Errorf("hub output lacks %q:\n%s", line, log)
+				}
+			}
+		})
+	}
+}
+
+// TestManyPipesOverTCP runs several pipe senders and two receivers on every
+// codec over TCP and counts every line.
+func TestManyPipesOverTCP(t *testing.T) {
+	for _, codec := range []string{"line", "length"} {
+		t.Run(codec, func(t *testing.T) {
+			hub := startHub(t, "--addr", "127.0.0.1:0", "--codec", codec, "--quiet")
+			addr := servedAddr(t, hub)
+			r1 := start(t, nil, "connect", "--addr", addr, "--codec", codec, "--recv-only")
+			r2 := start(t, nil, "connect", "--addr", "tcp://"+addr, "--codec", codec, "--recv-only")
+			waitFor(t, "receivers", func() bool { return strings.Count(hub.stdout.String(), "connected") == 2 })
+			const senders, lines = 4, 3000
+			var wg sync.WaitGroup
+			for s := range senders {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					var in strings.Builder
+					for i := range lines {
+						fmt.Fprintf(&in, "sender%d line%d %s\n", s, i, strings.Repeat("=", i%50))
+					}
+					if _, e, code := run(t, in.String(), "connect", "--addr", addr, "--codec", codec); code != 0 {
+						t.Errorf("sender %d exit %d: %s", s, code, e)
+					}
+				}()
+			}
+			wg.Wait()
+			for _, r := range []*proc{r1, r2} {
+				waitFor(t, "all lines", func() bool { return strings.Count(r.stdout.String(), "\n") >= senders*lines })
+				next := map[string]int{}
+				for _, l := range strings.Split(strings.TrimSuffix(r.stdout.String(), "\n"), "\n") {
+					var s, i int
+					if _, err := fmt.Sscanf(l, "sender%d line%d", &s, &i); err != nil {
+						t.Fatalf("unexpected line %q", l)
+					}
+					key := fmt.Sprint(s)
+					if i != next[key] || l != fmt.Sprintf("sender%d line%d %s", s, i, strings.Repeat("=", i%50)) {
+						t.Fatalf("sender %d: got %q, want line %d", s, l, next[key])
+					}
+					next[key]++
+				}
+				if len(next) != senders {
+					t.Fatalf("lines from %d senders, want %d", len(next), senders)
+				}
+			}
+		})
+	}
+}
+
+func servedAddr(t *testing.T, hub *proc) string {
+	t.Helper()
+	line := hub.stderr.String()
+	i := strings.Index(line, "tcp://")
+	if i < 0 {
+		t.Fatalf("no tcp address in %q", line)
+	}
+	return strings.Fields(line[i+len("tcp://"):])[0]
+}
+
+func TestErrorsTellWhatToDo(t *testing.T) {
+	sock := sockPath(t)
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want []string
+	}{
+		{"unknown transport", []string{"serve", "--transport", "udp"}, 2, []string{`unknown transport "udp"`, "tcp, unix"}},
+		{"unknown codec", []string{"connect", "--codec", "json"}, 2, []string{`unknown codec "json"`, "length, line"}},
+		{"unknown scheme", []string{"connect", "--addr", "carrier-pigeon://x"}, 2, []string{"tcp, unix"}},
+		{"nobody listening", []string{"connect", "--addr", "127.0.0.1:1"}, 1, []string{"refused", "tether serve"}},
+		{"no socket file", []string{"connect", "--addr", sock}, 1, []string{"no socket at", "tether serve"}},
+		{"path too long", []string{"serve", "--addr", "/tmp/" + strings.Repeat("x", 110)}, 2, []string{"limit of 107"}},
+		{"bad port", []string{"serve", "--addr", "tcp://127.0.0.1:99999"}, 2, []string{"0 to 65535"}},
+		{"unknown command", []string{"frobnicate"}, 2, []string{"serve, connect"}},
+		{"bad max frame", []string{"serve", "--max-frame", "lots"}, 2, []string{"4MiB"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, errOut, code := run(t, "", tt.args...)
+			if code != tt.code {
+				t.Errorf("exit %d, want %d; stderr: %s", code, tt.code, errOut)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(errOut, w) {
+					t.Errorf("stderr %q lacks %q", errOut, w)
+				}
+			}
+		})
+	}
+}
+
+func TestLiveSocketNeverTakenOver(t *testing.T) {
+	sock := sockPath(t)
+	startHub(t, "--addr", sock)
+	_, errOut, code := run(t, "", "serve", "--addr", sock)
+	if code != 1 || !strings.Contains(errOut, "already listening") {
+		t.Fatalf("second serve: exit %d, stderr %q; want 1 and 'already listening'", code, errOut)
+	}
+	_, errOut, code = run(t, "still works\n", "connect", "--addr", sock)
+	if code != 0 {
+		t.Fatalf("the first hub stopped working: %s", errOut)
+	}
+}
+
+func TestStaleSocketReplaced(t *testing.T) {
+	sock := sockPath(t)
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	l.Close()
+	hub := startHub(t, "--addr", sock)
+	_ = hub
+	if _, e, code := run(t, "hello\n", "connect", "--addr", sock); code != 0 {
+		t.Fatalf("connect after stale replace: %s", e)
+	}
+}
+
+func TestSignalShutdownRemovesSocket(t *testing.T) {
+	sock := sockPath(t)
+	hub := startHub(t, "--addr", sock)
+	recv := start(t, nil, "connect", "--addr", sock, "--recv-only")
+	waitFor(t, "receiver", func() bool { return strings.Contains(hub.stdout.String(), "connected") })
+	fi, err := os.Stat(sock)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("socket %v, %v; want mode 0600", fi, err)
+	}
+	hub.cmd.Process.Signal(syscall.SIGTERM)
+	if code := hub.wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("hub exit %d after SIGTERM, want 0", code)
+	}
+	if _, err := os.Lstat(sock); !os.IsNotExist(err) {
+		t.Fatalf("socket file still there after shutdown: %v", err)
+	}
+	if code := recv.wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("client exit %d when the hub shut down, want 0", code)
+	}
+}
+
+func TestDefaultSocketNeedsNoSetup(t *testing.T) {
+	tmp, err := os.MkdirTemp("", "tdef")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(tmp) })
+	env := []string{"TMPDIR=" + tmp, "XDG_RUNTIME_DIR="}
+	hub := start(t, env, "serve")
+	waitFor(t, "serving", func() bool { return strings.Contains(hub.stderr.String(), "serving") })
+	want := filepath.Join(tmp, fmt.Sprintf("tether-%d", os.Getuid()), "tether.sock")
+	if !strings.Contains(hub.stderr.String(), "unix://"+want) {
+		t.Fatalf("serve says %q, want it to name %s", hub.stderr.String(), want)
+	}
+	dir, _ := os.Stat(filepath.Dir(want))
+	if dir.Mode().Perm() != 0o700 {
+		t.Fatalf("socket directory mode %o, want 700", dir.Mode().Perm())
+	}
+	c := exec.Command(bin, "connect")
+	c.Env = append(os.Environ(), env...)
+	c.Stdin = strings.NewReader("hi from the default\n")
+	if out, err := c.CombinedOutput(); err != nil {
+		t.Fatalf("connect with no flags: %v: %s", err, out)
+	}
+	waitFor(t, "the message", func() bool { return strings.Contains(hub.stdout.String(), "#1: hi from the default") })
+}
+
+func TestHostilePeerOnLengthCodec(t *testing.T) {
+	sock := sockPath(t)
+	hub := startHub(t, "--addr", sock, "--codec", "length")
+	recv := start(t, nil, "connect", "--addr", sock, "--codec", "length", "--recv-only")
+	waitFor(t, "receiver", func() bool { return strings.Contains(hub.stdout.String(), "#1 connected") })
+	// A peer that speaks lines to a length hub.
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Write([]byte("hello there\n"))
+	waitFor(t, "the hostile peer's removal", func() bool { return strings.Contains(hub.stdout.String(), "#2 disconnected") })
+	c.Close()
+	out := hub.stdout.String() + hub.stderr.String()
+	for _, w := range []string{"exceeds the limit of 1048576", "is the peer using --codec line?"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("hub output lacks %q:\n%s", w, out)
+		}
+	}
+	if _, e, code := run(t, "unharmed\n", "connect", "--addr", sock, "--codec", "length"); code != 0 {
+		t.Fatal(e)
+	}
+	waitFor(t, "the next message", func() bool { return recv.stdout.String() == "unharmed\n" })
+}
+
+func TestHostTypesToEveryone(t *testing.T) {
+	sock := sockPath(t)
+	hub := startHub(t, "--addr", sock, "--chat")
+	a := start(t, nil, "connect", "--addr", sock, "--recv-only")
+	b := start(t, nil, "connect", "--addr", sock, "--recv-only")
+	waitFor(t, "clients", func() bool { return strings.Count(hub.stdout.String(), "connected") == 2 })
+	fmt.Fprintln(hub.stdin, "welcome, both")
+	for _, p := range []*proc{a, b} {
+		waitFor(t, "the host's line", func() bool { return p.stdout.String() == "host: welcome, both\n" })
+	}
+}
+
+// TestMultipleListenersOneRoom serves unix/line and tcp/length at once.
+func TestMultipleListenersOneRoom(t *testing.T) {
+	sock := sockPath(t)
+	hub := start(t, nil, "serve", "--listen", "unix://"+sock, "--listen", "tcp://127.0.0.1:0?codec=length")
+	waitFor(t, "two listeners", func() bool { return strings.Count(hub.stderr.String(), "serving") == 2 })
+	addr := servedAddr(t, hub)
+	recv := start(t, nil, "connect", "--addr", addr, "--codec", "length", "--recv-only")
+	waitFor(t, "receiver", func() bool { return strings.Contains(hub.stdout.String(), "connected") })
+	if _, e, code := run(t, "across transports\n", "connect", "--addr", sock); code != 0 {
+		t.Fatal(e)
+	}
+	waitFor(t, "the message", func() bool { return recv.stdout.String() == "across transports\n" })
+}
+
+// TestPipeOutputIsPrompt checks that a pipe reader sees each message as it
+// arrives, not when a buffer fills.
+func TestPipeOutputIsPrompt(t *testing.T) {
+	sock := sockPath(t)
+	hub := startHub(t, "--addr", sock)
+	recv := exec.Command(bin, "connect", "--addr", sock, "--recv-only")
+	out, _ := recv.StdoutPipe()
+	recv.Start()
+	t.Cleanup(func() { recv.Process.Kill(); recv.Wait() })
+	waitFor(t, "receiver", func() bool { return strings.Contains(hub.stdout.String(), "connected") })
+	sender := start(t, nil, "connect", "--addr", sock, "--pipe")
+	br := bufio.NewReader(out)
+	for i := range 3 {
+		msg := fmt.Sprintf("message %d", i)
+		fmt.Fprintln(sender.stdin, msg)
+		got := make(chan string, 1)
+		go func() { l, _ := br.ReadString('\n'); got <- l }()
+		select {
+		case l := <-got:
+			if l != msg+"\n" {
+				t.Fatalf("got %q, want %q", l, msg)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("message %d did not come through while the sender kept its input open", i)
+		}
+	}
+}
