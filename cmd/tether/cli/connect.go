@@ -8,6 +8,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tetherkit/tether/core"
@@ -64,27 +65,42 @@ func (a *App) connect(ctx context.Context, args []string) error {
 	out := bufio.NewWriter(a.Stdout)
 	var outMu sync.Mutex
 	recvDone := make(chan error, 1)
-	go func() { recvDone <- a.receive(cl, out, &outMu, interactive) }()
+	var leaving atomic.Bool // the user ended the chat: the hub's close is expected
+	go func() { recvDone <- a.receive(cl, out, &outMu, interactive, &leaving) }()
 
-	var sendErr error
-	switch {
-	case f.recvOnly:
+	if f.recvOnly {
 		// Send nothing and keep the connection open both ways: a hub takes a
 		// closed sending side as the client leaving.
-	case interactive:
-		sendErr = a.chat(cl, out, &outMu, int(f.maxFrame))
-	default:
-		sendErr = a.pipeIn(cl, int(f.maxFrame))
+		return a.ended(ctx, <-recvDone)
 	}
-	if sendErr != nil {
-		if ctx.Err() != nil {
-			return nil
+	sendDone := make(chan error, 1)
+	go func() {
+		if interactive {
+			sendDone <- a.chat(cl, out, &outMu, int(f.maxFrame), &leaving)
+		} else {
+			sendDone <- a.pipeIn(cl, int(f.maxFrame))
 		}
-		return sendErr
+	}()
+	select {
+	case err := <-sendDone:
+		if err != nil {
+			return a.ended(ctx, err)
+		}
+		// Everything is sent and the sending side is closed: the hub closes
+		// the connection once it has taken every message, which ends receive.
+		return a.ended(ctx, <-recvDone)
+	case err := <-recvDone:
+		// The hub went away first.
+		if err == nil && !interactive {
+			err = errors.New("the hub closed the connection before all input was sent")
+		}
+		return a.ended(ctx, err)
 	}
-	// Everything is sent and the sending side is closed: the hub closes the
-	// connection once it has taken every message, which ends receive.
-	err = <-recvDone
+}
+
+// ended maps the end of a connect to its result: an interrupt is a normal
+// way out.
+func (a *App) ended(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return nil
 	}
@@ -93,13 +109,13 @@ func (a *App) connect(ctx context.Context, args []string) error {
 
 // receive prints every message as one line until the stream ends. In pipe
 // mode output is flushed whenever no further message is already buffered.
-func (a *App) receive(cl *core.Client, out *bufio.Writer, mu *sync.Mutex, interactive bool) error {
+func (a *App) receive(cl *core.Client, out *bufio.Writer, mu *sync.Mutex, interactive bool, leaving *atomic.Bool) error {
 	for {
 		msg, err := cl.Receive()
 		if err != nil {
 			mu.Lock()
 			out.Flush()
-			if interactive {
+			if interactive && !leaving.Load() {
 				fmt.Fprintln(a.Stderr, "\r\033[Kthe hub closed the connection")
 			}
 			mu.Unlock()
@@ -154,7 +170,7 @@ func (a *App) pipeIn(cl *core.Client, maxFrame int) error {
 }
 
 // chat is the interactive loop: a prompt, a line, a message; "bye" ends it.
-func (a *App) chat(cl *core.Client, out *bufio.Writer, mu *sync.Mutex, maxFrame int) error {
+func (a *App) chat(cl *core.Client, out *bufio.Writer, mu *sync.Mutex, maxFrame int, leaving *atomic.Bool) error {
 	lr := newLineReader(a.Stdin, maxFrame)
 	for {
 		mu.Lock()
@@ -168,10 +184,12 @@ func (a *App) chat(cl *core.Client, out *bufio.Writer, mu *sync.Mutex, maxFrame 
 				return fmt.Errorf("sending: %w", serr)
 			}
 			if saysBye(string(line)) {
+				leaving.Store(true)
 				return cl.CloseWrite()
 			}
 		}
 		if errors.Is(err, io.EOF) {
+			leaving.Store(true)
 			mu.Lock()
 			out.WriteString("\n")
 			out.Flush()

@@ -1,0 +1,133 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tetherkit/tether/codecs/line"
+	"github.com/tetherkit/tether/core"
+	"github.com/tetherkit/tether/transports/unix"
+)
+
+type lockedBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestTerminalChat drives the interactive mode: a "->" prompt, messages from
+// others shown as they come, and "bye" ending the chat.
+func TestTerminalChat(t *testing.T) {
+	dir, _ := os.MkdirTemp("", "tc")
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock := filepath.Join(dir, "s")
+	got := make(chan string, 8)
+	srv := &core.Server{OnMessage: func(_ *core.Peer, m []byte) { got <- string(m) }}
+	l, err := unix.Transport{}.Listen(context.Background(), sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l, line.Codec{})
+	t.Cleanup(func() { srv.Close() })
+
+	in, typing := io.Pipe()
+	out := &lockedBuf{}
+	app := New()
+	app.Stdin, app.Stdout, app.Stderr = in, out, io.Discard
+	app.IsTerminal = func() bool { return true }
+	code := make(chan int, 1)
+	go func() { code <- app.Run(context.Background(), []string{"connect", "--addr", sock}) }()
+
+	for len(srv.Peers()) != 1 {
+		time.Sleep(time.Millisecond)
+	}
+	typing.Write([]byte("hi\n"))
+	if m := <-got; m != "hi" {
+		t.Fatalf("hub got %q, want hi", m)
+	}
+	srv.Broadcast([]byte("hello from the host"))
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(out.String(), "hello from the host\n->") {
+		if time.Now().After(deadline) {
+			t.Fatalf("terminal shows %q, want the host's message and a fresh prompt", out.String())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	typing.Write([]byte("ok, bye!\n"))
+	if m := <-got; m != "ok, bye!" {
+		t.Fatalf("hub got %q", m)
+	}
+	select {
+	case c := <-code:
+		if c != 0 {
+			t.Fatalf("exit code %d after bye, want 0", c)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the chat did not end after bye")
+	}
+	if !strings.HasPrefix(out.String(), "->") {
+		t.Fatalf("terminal output %q does not start with the prompt", out.String())
+	}
+}
+
+func TestSaysBye(t *testing.T) {
+	for msg, want := range map[string]bool{"bye": true, "ok bye": true, "Bye!": true, "goodbye": false, "byebye": false, "": false} {
+		if got := saysBye(msg); got != want {
+			t.Errorf("saysBye(%q) = %v, want %v", msg, got, want)
+		}
+	}
+}
+
+func TestGuessTransport(t *testing.T) {
+	for addr, want := range map[string]string{
+		"/run/x.sock": "unix", "@abs": "unix", "chat.sock": "unix", "./a:1": "unix",
+		"127.0.0.1:7000": "tcp", "[::1]:7000": "tcp", "localhost:80": "tcp", ":7000": "tcp", "host:port": "unix",
+	} {
+		if got := guessTransport(addr); got != want {
+			t.Errorf("guessTransport(%q) = %q, want %q", addr, got, want)
+		}
+	}
+}
+
+func TestLineReader(t *testing.T) {
+	lr := newLineReader(strings.NewReader("a\r\n\nlong line here\nlast"), 10)
+	var got []string
+	var errs []error
+	for {
+		l, err := lr.next()
+		if l != nil {
+			got = append(got, string(l))
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			errs = append(errs, err)
+			break
+		}
+	}
+	if len(got) != 2 || got[0] != "a\r" || got[1] != "" {
+		t.Fatalf("lines %q, want [a\\r, \"\"] before the long line", got)
+	}
+	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "line 3") {
+		t.Fatalf("errors %v, want one naming input line 3", errs)
+	}
+}
