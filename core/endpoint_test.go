@@ -56,8 +56,12 @@ func (s stubTransport) ParseAddr(a string) (net.Addr, error) {
 	}
 	return &net.UnixAddr{Name: a, Net: "unix"}, nil
 }
-func (stubTransport) Listen(context.Context, string) (net.Listener, error) { return nil, errors.ErrUnsupported }
-func (stubTransport) Dial(context.Context, string) (net.Conn, error)       { return nil, errors.ErrUnsupported }
+func (stubTransport) Listen(context.Context, string) (net.Listener, error) {
+	return nil, errors.ErrUnsupported
+}
+func (stubTransport) Dial(context.Context, string) (net.Conn, error) {
+	return nil, errors.ErrUnsupported
+}
 
 func TestResolve(t *testing.T) {
 	reg := core.NewRegistry[core.Transport]("transport")

@@ -22,7 +22,7 @@ var batchPool = sync.Pool{New: func() any { b := make([]byte, 0, batchSize); ret
 type writer struct {
 	conn  net.Conn
 	stall time.Duration // 0: no stall detection
-	bufs  net.Buffers // reused backing array for the vectored write
+	bufs  net.Buffers   // reused backing array for the vectored write
 }
 
 // write sends every frame of batch and returns the bytes of frames sent. A
