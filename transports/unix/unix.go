@@ -134,6 +134,7 @@ func (t Transport) Listen(ctx context.Context, address string) (net.Listener, er
 		return nil, err
 	}
 	ln := &Listener{UnixListener: l, path: a.Path, created: info}
+	core.TransportLogger(ctx, Name).Debug("listening", "path", a.Path, "mode", DefaultMode)
 	if mode := t.Mode; mode != 0 && mode != DefaultMode {
 		if err := ln.SetMode(mode); err != nil {
 			ln.Close()
@@ -173,6 +174,7 @@ func removeStale(ctx context.Context, path string) error {
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("unix: removing stale socket %s: %w", path, err)
 	}
+	core.TransportLogger(ctx, Name).Info("replaced a stale socket nobody was listening on", "path", path)
 	return nil
 }
 

@@ -49,7 +49,7 @@ func (a *App) connect(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	dctx, cancel := context.WithTimeout(ctx, f.timeout)
+	dctx, cancel := context.WithTimeout(core.WithLogger(ctx, log), f.timeout)
 	conn, err := tgt.Dial(dctx)
 	cancel()
 	if err != nil {

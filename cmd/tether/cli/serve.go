@@ -88,6 +88,7 @@ func (a *App) serve(ctx context.Context, args []string) error {
 		srv.OnMessage = func(p *core.Peer, msg []byte) { out.message(p.Name(), msg) }
 	}
 
+	ctx = core.WithLogger(ctx, log)
 	// Listen on everything first, so that a bad address fails before anyone connects.
 	var opened []net.Listener
 	closeAll := func() {

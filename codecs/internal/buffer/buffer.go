@@ -37,11 +37,18 @@ func (b *Reader) Init(r io.Reader, max int) {
 // until the next call to Fill.
 func (b *Reader) Buffered() []byte { return b.buf[b.start:b.end] }
 
+// keepSize is the largest buffer kept once empty: a connection that sent
+// one large message does not hold a large buffer for the rest of its life.
+const keepSize = 64 << 10
+
 // Discard drops the first n buffered bytes.
 func (b *Reader) Discard(n int) {
 	b.start += n
 	if b.start == b.end {
 		b.start, b.end = 0, 0
+		if len(b.buf) > keepSize {
+			b.buf = nil
+		}
 	}
 }
 
