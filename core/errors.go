@@ -36,6 +36,7 @@ type FrameTooLargeError struct {
 	Hint  string // what the peer probably is, or ""
 }
 
+// Error describes the failure with its figures.
 func (e *FrameTooLargeError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s codec: frame of %d bytes exceeds the limit of %d bytes", e.Codec, e.Size, e.Limit)
@@ -57,6 +58,7 @@ type TruncatedFrameError struct {
 	Want  int64  // bytes the frame needed (header included)
 }
 
+// Error describes the failure with its figures.
 func (e *TruncatedFrameError) Error() string {
 	return fmt.Sprintf("%s codec: stream ended mid-frame after %d of %d bytes", e.Codec, e.Have, e.Want)
 }
@@ -74,6 +76,7 @@ type UnknownNameError struct {
 	Known []string // the registered names, sorted
 }
 
+// Error describes the failure with its figures.
 func (e *UnknownNameError) Error() string {
 	if len(e.Known) == 0 {
 		return fmt.Sprintf("unknown %s %q: none is registered (import github.com/tetherkit/tether/%ss/all)", e.Kind, e.Name, e.Kind)
@@ -87,6 +90,7 @@ type StallError struct {
 	Queued  int    // messages still queued for the peer
 }
 
+// Error describes the failure with its figures.
 func (e *StallError) Error() string {
 	return fmt.Sprintf("peer read nothing for %s with %d messages queued; disconnected so the room can move on", e.Timeout, e.Queued)
 }

@@ -198,13 +198,6 @@ func (s *Server) leaveRoom(p *Peer) {
 	s.room.Store(&room)
 }
 
-func (s *Server) forget(p *Peer) {
-	s.mu.Lock()
-	delete(s.peers, p)
-	s.mu.Unlock()
-	s.wg.Done()
-}
-
 // Peers returns the connected peers.
 func (s *Server) Peers() []*Peer {
 	s.init()

@@ -70,6 +70,7 @@ type PathTooLongError struct {
 	Limit int
 }
 
+// Error describes the failure with its figures.
 func (e *PathTooLongError) Error() string {
 	return fmt.Sprintf("unix socket path is %d bytes, longer than the kernel's limit of %d: use a shorter path (for example under /tmp or $XDG_RUNTIME_DIR): %s",
 		len(e.Path), e.Limit, e.Path)
