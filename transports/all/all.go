@@ -4,6 +4,7 @@
 package all
 
 import (
-	_ "github.com/tetherkit/tether/transports/tcp"  // registers "tcp"
-	_ "github.com/tetherkit/tether/transports/unix" // registers "unix"
+	_ "github.com/tetherkit/tether/transports/tcp"   // registers "tcp"
+	_ "github.com/tetherkit/tether/transports/unix"  // registers "unix"
+	_ "github.com/tetherkit/tether/transports/vsock" // registers "vsock"
 )

@@ -1,0 +1,202 @@
+// Package vsock is the VM sockets (AF_VSOCK) transport, for talking between a
+// virtual machine and its host without any network, through
+// github.com/mdlayher/vsock.
+//
+// Addresses are "CID:PORT". The CID is a number or a name: "hypervisor" (0),
+// "local" (1), "host" (2), or "any" (listen on every CID); it may also be
+// written as the library prints it, "vm(3)" or "host(2)". An empty CID
+// (":5000") means any when listening. The endpoint form is
+// "vsock://host:5000". A guest dials "host:PORT"; a host dials the guest's
+// CID, such as "3:PORT".
+//
+// Accepted connections report the peer as a *github.com/mdlayher/vsock.Addr,
+// whose String is "vm(3):PORT" or "host(2):PORT": the CID is the peer's
+// identity.
+//
+// Importing this package registers [Transport] in [core.Transports] as
+// "vsock".
+package vsock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/mdlayher/vsock"
+
+	"github.com/tetherkit/tether/core"
+)
+
+// Name is the transport's registry name and endpoint scheme.
+const Name = "vsock"
+
+// Well-known context IDs.
+const (
+	Hypervisor uint32 = 0
+	Local      uint32 = 1
+	Host       uint32 = 2
+	// Any is VMADDR_CID_ANY: listen on every CID of this machine.
+	Any uint32 = math.MaxUint32
+)
+
+// Transport is the vsock transport. The zero value is ready to use.
+type Transport struct{}
+
+var _ core.Transport = Transport{}
+
+func init() { core.Transports.Register(Transport{}) }
+
+// Name returns "vsock".
+func (Transport) Name() string { return Name }
+
+// Addr is a vsock address: a context ID and a port.
+type Addr struct {
+	CID  uint32
+	Port uint32
+}
+
+// Network returns "vsock".
+func (a *Addr) Network() string { return Name }
+
+// String returns "NAME:PORT" for the well-known CIDs ("host:5000",
+// "any:5000") and "CID:PORT" otherwise; ParseAddr reads it back.
+func (a *Addr) String() string {
+	return CIDName(a.CID) + ":" + strconv.FormatUint(uint64(a.Port), 10)
+}
+
+// CIDName returns "hypervisor", "local", "host", "any", or the number.
+func CIDName(cid uint32) string {
+	switch cid {
+	case Hypervisor:
+		return "hypervisor"
+	case Local:
+		return "local"
+	case Host:
+		return "host"
+	case Any:
+		return "any"
+	}
+	return strconv.FormatUint(uint64(cid), 10)
+}
+
+var cidNames = map[string]uint32{"hypervisor": Hypervisor, "local": Local, "host": Host, "any": Any, "": Any}
+
+// ParseAddr checks "CID:PORT". CIDs and ports are unsigned 32-bit numbers;
+// port 4294967295 (VMADDR_PORT_ANY) is refused.
+func (Transport) ParseAddr(address string) (net.Addr, error) {
+	return Parse(address)
+}
+
+// Parse is ParseAddr returning the concrete type.
+func Parse(address string) (*Addr, error) {
+	i := strings.LastIndexByte(address, ':')
+	if i < 0 {
+		return nil, fmt.Errorf("vsock: address %q: want CID:PORT, such as host:5000, 3:5000 or any:5000", address)
+	}
+	cidText, portText := address[:i], address[i+1:]
+	cid, err := parseCID(cidText)
+	if err != nil {
+		return nil, fmt.Errorf("vsock: address %q: %w", address, err)
+	}
+	port, err := strconv.ParseUint(portText, 10, 32)
+	if err != nil || port == math.MaxUint32 {
+		return nil, fmt.Errorf("vsock: address %q: port %q is not a number from 0 to %d", address, portText, uint32(math.MaxUint32-1))
+	}
+	return &Addr{CID: cid, Port: uint32(port)}, nil
+}
+
+func parseCID(s string) (uint32, error) {
+	// The library's own form: "vm(3)", "host(2)", "local(1)", "hypervisor(0)".
+	if open := strings.IndexByte(s, '('); open > 0 && strings.HasSuffix(s, ")") {
+		s = s[open+1 : len(s)-1]
+	}
+	if cid, ok := cidNames[strings.ToLower(s)]; ok {
+		return cid, nil
+	}
+	n, err := strconv.ParseUint(s, 10, 32)
+	if err != nil {
+		return 0, fmt.Errorf("CID %q is not a number from 0 to %d nor one of hypervisor, local, host, any", s, uint32(math.MaxUint32))
+	}
+	return uint32(n), nil
+}
+
+// Listen listens on address. A CID of "any" (or none, ":5000") accepts on
+// every CID of this machine, which is what a host or a guest usually wants.
+func (Transport) Listen(ctx context.Context, address string) (net.Listener, error) {
+	a, err := Parse(address)
+	if err != nil {
+		return nil, err
+	}
+	l, err := vsock.ListenContextID(a.CID, a.Port, nil)
+	if err != nil {
+		return nil, explain("listen", a, err)
+	}
+	if va, ok := l.Addr().(*vsock.Addr); ok {
+		a.Port = va.Port // the port the kernel chose for port 0
+	}
+	core.TransportLogger(ctx, Name).Debug("listening", "cid", CIDName(a.CID), "port", a.Port)
+	return &Listener{Listener: l, addr: a}, nil
+}
+
+// Listener is a vsock listener whose Addr is an [*Addr] ("any:5000").
+type Listener struct {
+	*vsock.Listener
+	addr *Addr
+}
+
+var _ net.Listener = (*Listener)(nil)
+
+// Addr returns the address listened on.
+func (l *Listener) Addr() net.Addr { return l.addr }
+
+// Dial connects to address, honouring ctx's cancellation and deadline.
+func (Transport) Dial(ctx context.Context, address string) (net.Conn, error) {
+	a, err := Parse(address)
+	if err != nil {
+		return nil, err
+	}
+	if a.CID == Any {
+		return nil, fmt.Errorf("vsock: cannot dial %q: give the peer's CID (host, or the guest's number such as 3)", address)
+	}
+	c, err := vsock.DialContext(ctx, a.CID, a.Port, nil)
+	if err != nil {
+		return nil, explain("dial", a, err)
+	}
+	return c, nil
+}
+
+// ErrNoDevice is matched by errors from a machine without vsock support.
+var ErrNoDevice = errors.New("no vsock support on this machine")
+
+// explain wraps the errors a user meets with what to do about them.
+func explain(op string, a *Addr, err error) error {
+	hint := ""
+	switch {
+	case errors.Is(err, syscall.EAFNOSUPPORT), errors.Is(err, syscall.ENODEV), errors.Is(err, os.ErrNotExist) && !errors.Is(err, syscall.ECONNREFUSED):
+		err = fmt.Errorf("%w: %w", ErrNoDevice, err)
+		hint = "a guest needs a virtio vsock device and the vmw_vsock_virtio_transport module; a host needs the vhost_vsock module (modprobe vhost_vsock) and a guest started with one (QEMU: -device vhost-vsock-pci,guest-cid=3)"
+	case op == "dial" && (errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED)):
+		hint = fmt.Sprintf("nobody is listening on vsock port %d at CID %s: start \"tether serve --addr vsock://any:%d\" there", a.Port, CIDName(a.CID), a.Port)
+	case op == "dial" && errors.Is(err, syscall.ENETUNREACH), op == "dial" && errors.Is(err, syscall.EHOSTUNREACH):
+		hint = fmt.Sprintf("CID %s cannot be reached from here: from a guest dial host:PORT, from a host the guest's CID", CIDName(a.CID))
+	case op == "listen" && (errors.Is(err, syscall.EADDRNOTAVAIL) || errors.Is(err, syscall.EPERM)):
+		hint = fmt.Sprintf("this machine cannot bind CID %s: listen on any:%d instead", CIDName(a.CID), a.Port)
+	case op == "listen" && errors.Is(err, syscall.EADDRINUSE):
+		hint = fmt.Sprintf("vsock port %d is taken: stop the program using it or choose another port", a.Port)
+	}
+	if hint == "" {
+		return err
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		oe.Err = fmt.Errorf("%w (%s)", oe.Err, hint)
+		return err
+	}
+	return &net.OpError{Op: op, Net: Name, Addr: a, Err: fmt.Errorf("%w (%s)", err, hint)}
+}
