@@ -78,7 +78,7 @@ func (a *App) connect(ctx context.Context, args []string) error {
 		if interactive {
 			sendDone <- a.chat(cl, out, &outMu, int(f.maxFrame), &leaving)
 		} else {
-			sendDone <- a.pipeIn(cl, int(f.maxFrame))
+			sendDone <- a.pipeIn(cl, int(f.maxFrame), &leaving)
 		}
 	}()
 	select {
@@ -91,7 +91,7 @@ func (a *App) connect(ctx context.Context, args []string) error {
 		return a.ended(ctx, <-recvDone)
 	case err := <-recvDone:
 		// The hub went away first.
-		if err == nil && !interactive {
+		if err == nil && !interactive && !leaving.Load() {
 			err = errors.New("the hub closed the connection before all input was sent")
 		}
 		return a.ended(ctx, err)
@@ -146,7 +146,7 @@ func (a *App) receive(cl *core.Client, out *bufio.Writer, mu *sync.Mutex, intera
 
 // pipeIn sends each input line as one message, flushing when no more input
 // is buffered, then closes the sending side.
-func (a *App) pipeIn(cl *core.Client, maxFrame int) error {
+func (a *App) pipeIn(cl *core.Client, maxFrame int, leaving *atomic.Bool) error {
 	lr := newLineReader(a.Stdin, maxFrame)
 	for {
 		line, err := lr.next()
@@ -161,6 +161,7 @@ func (a *App) pipeIn(cl *core.Client, maxFrame int) error {
 			}
 		}
 		if errors.Is(err, io.EOF) {
+			leaving.Store(true)
 			return cl.CloseWrite()
 		}
 		if err != nil {
