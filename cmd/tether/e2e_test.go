@@ -2,10 +2,7 @@ package main_test
 
 import (
 	"bufio"
-	"bytes"
-	"context"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -15,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tetherkit/tether/cmd/tether/internal/proctest"
 )
 
 // bin is the tether binary built once for the end-to-end tests.
@@ -43,101 +42,21 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// syncBuf is a goroutine-safe buffer for a process's output.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// proc is a running tether process.
-type proc struct {
-	cmd    *exec.Cmd
-	stdout *syncBuf
-	stderr *syncBuf
-	stdin  io.WriteCloser
-	done   chan error
-}
+type proc = proctest.Proc
 
 func start(t *testing.T, env []string, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(bin, args...), stdout: &syncBuf{}, stderr: &syncBuf{}, done: make(chan error, 1)}
-	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
-	in, err := p.cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.stdin = in
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.done <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		<-p.done
-		if t.Failed() {
-			t.Logf("%v\nstdout:\n%s\nstderr:\n%s", args, p.stdout, p.stderr)
-		}
-	})
-	return p
+	return proctest.Start(t, bin, env, args...)
 }
 
-// wait waits for the process to exit and returns its exit code.
-func (p *proc) wait(t *testing.T, timeout time.Duration) int {
-	t.Helper()
-	select {
-	case <-p.done:
-		p.done <- nil // let Cleanup's receive pass
-		return p.cmd.ProcessState.ExitCode()
-	case <-time.After(timeout):
-		t.Fatalf("%v still running after %v", p.cmd.Args, timeout)
-	}
-	return -1
-}
-
-// waitFor polls until cond holds.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	proctest.WaitFor(t, what, 10*time.Second, cond)
 }
 
 func run(t *testing.T, stdin string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	cmd := exec.Command(bin, args...)
-	var o, e bytes.Buffer
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = strings.NewReader(stdin), &o, &e
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	go func() { <-ctx.Done(); cmd.Process.Kill() }()
-	err := cmd.Run()
-	if ctx.Err() != nil {
-		t.Fatalf("%v timed out", args)
-	}
-	code = 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return o.String(), e.String(), code
+	return proctest.Run(t, bin, stdin, args...)
 }
 
 func sockPath(t *testing.T) string {
@@ -152,7 +71,7 @@ func sockPath(t *testing.T) string {
 func startHub(t *testing.T, args ...string) *proc {
 	t.Helper()
 	hub := start(t, nil, append([]string{"serve"}, args...)...)
-	waitFor(t, "the hub to serve", func() bool { return strings.Contains(hub.stderr.String(), "serving") })
+	waitFor(t, "the hub to serve", func() bool { return strings.Contains(hub.Stderr.String(), "serving") })
 	return hub
 }
 
@@ -162,19 +81,19 @@ func TestPipeSessionByteExact(t *testing.T) {
 			sock := sockPath(t)
 			hub := startHub(t, "--addr", sock, "--codec", codec)
 			recv := start(t, nil, "connect", "--addr", sock, "--codec", codec, "--recv-only")
-			waitFor(t, "the receiver to join", func() bool { return strings.Contains(hub.stdout.String(), "#1 connected") })
+			waitFor(t, "the receiver to join", func() bool { return strings.Contains(hub.Stdout.String(), "#1 connected") })
 			input := "hi\nhow are you\r\n\ttabs and ünïcödé ✓\n\n\x00\x01binary\xff\nok bye"
 			_, errOut, code := run(t, input, "connect", "--addr", sock, "--codec", codec)
 			if code != 0 {
 				t.Fatalf("pipe client exit %d: %s", code, errOut)
 			}
 			want := "hi\nhow are you\r\n\ttabs and ünïcödé ✓\n\n\x00\x01binary\xff\nok bye\n"
-			waitFor(t, "every message", func() bool { return len(recv.stdout.String()) >= len(want) })
-			if got := recv.stdout.String(); got != want {
+			waitFor(t, "every message", func() bool { return len(recv.Stdout.String()) >= len(want) })
+			if got := recv.Stdout.String(); got != want {
 				t.Fatalf("receiver got %q, want %q", got, want)
 			}
-			waitFor(t, "the sender to leave", func() bool { return strings.Contains(hub.stdout.String(), "#2 left") })
-			log := hub.stdout.String()
+			waitFor(t, "the sender to leave", func() bool { return strings.Contains(hub.Stdout.String(), "#2 left") })
+			log := hub.Stdout.String()
 			for _, line := range []string{"#2 connected (unix pid=", "#2: hi\n", "#2: \"how are you\\r\"\n", "#2: ok bye\n", "#2 left\n"} {
 				if !strings.Contains(log, line) {
 					t.Errorf("hub output lacks %q:\n%s", line, log)
@@ -193,7 +112,7 @@ func TestManyPipesOverTCP(t *testing.T) {
 			addr := servedAddr(t, hub)
 			r1 := start(t, nil, "connect", "--addr", addr, "--codec", codec, "--recv-only")
 			r2 := start(t, nil, "connect", "--addr", "tcp://"+addr, "--codec", codec, "--recv-only")
-			waitFor(t, "receivers", func() bool { return strings.Count(hub.stdout.String(), "connected") == 2 })
+			waitFor(t, "receivers", func() bool { return strings.Count(hub.Stdout.String(), "connected") == 2 })
 			const senders, lines = 4, 3000
 			var wg sync.WaitGroup
 			for s := range senders {
@@ -211,9 +130,9 @@ func TestManyPipesOverTCP(t *testing.T) {
 			}
 			wg.Wait()
 			for _, r := range []*proc{r1, r2} {
-				waitFor(t, "all lines", func() bool { return strings.Count(r.stdout.String(), "\n") >= senders*lines })
+				waitFor(t, "all lines", func() bool { return strings.Count(r.Stdout.String(), "\n") >= senders*lines })
 				next := map[string]int{}
-				for _, l := range strings.Split(strings.TrimSuffix(r.stdout.String(), "\n"), "\n") {
+				for _, l := range strings.Split(strings.TrimSuffix(r.Stdout.String(), "\n"), "\n") {
 					var s, i int
 					if _, err := fmt.Sscanf(l, "sender%d line%d", &s, &i); err != nil {
 						t.Fatalf("unexpected line %q", l)
@@ -234,7 +153,7 @@ func TestManyPipesOverTCP(t *testing.T) {
 
 func servedAddr(t *testing.T, hub *proc) string {
 	t.Helper()
-	line := hub.stderr.String()
+	line := hub.Stderr.String()
 	i := strings.Index(line, "tcp://")
 	if i < 0 {
 		t.Fatalf("no tcp address in %q", line)
@@ -307,19 +226,19 @@ func TestSignalShutdownRemovesSocket(t *testing.T) {
 	sock := sockPath(t)
 	hub := startHub(t, "--addr", sock)
 	recv := start(t, nil, "connect", "--addr", sock, "--recv-only")
-	waitFor(t, "receiver", func() bool { return strings.Contains(hub.stdout.String(), "connected") })
+	waitFor(t, "receiver", func() bool { return strings.Contains(hub.Stdout.String(), "connected") })
 	fi, err := os.Stat(sock)
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("socket %v, %v; want mode 0600", fi, err)
 	}
-	hub.cmd.Process.Signal(syscall.SIGTERM)
-	if code := hub.wait(t, 10*time.Second); code != 0 {
+	hub.Cmd.Process.Signal(syscall.SIGTERM)
+	if code := hub.Wait(t, 10*time.Second); code != 0 {
 		t.Fatalf("hub exit %d after SIGTERM, want 0", code)
 	}
 	if _, err := os.Lstat(sock); !os.IsNotExist(err) {
 		t.Fatalf("socket file still there after shutdown: %v", err)
 	}
-	if code := recv.wait(t, 10*time.Second); code != 0 {
+	if code := recv.Wait(t, 10*time.Second); code != 0 {
 		t.Fatalf("client exit %d when the hub shut down, want 0", code)
 	}
 }
@@ -332,10 +251,10 @@ func TestDefaultSocketNeedsNoSetup(t *testing.T) {
 	t.Cleanup(func() { os.RemoveAll(tmp) })
 	env := []string{"TMPDIR=" + tmp, "XDG_RUNTIME_DIR="}
 	hub := start(t, env, "serve")
-	waitFor(t, "serving", func() bool { return strings.Contains(hub.stderr.String(), "serving") })
+	waitFor(t, "serving", func() bool { return strings.Contains(hub.Stderr.String(), "serving") })
 	want := filepath.Join(tmp, fmt.Sprintf("tether-%d", os.Getuid()), "tether.sock")
-	if !strings.Contains(hub.stderr.String(), "unix://"+want) {
-		t.Fatalf("serve says %q, want it to name %s", hub.stderr.String(), want)
+	if !strings.Contains(hub.Stderr.String(), "unix://"+want) {
+		t.Fatalf("serve says %q, want it to name %s", hub.Stderr.String(), want)
 	}
 	dir, _ := os.Stat(filepath.Dir(want))
 	if dir.Mode().Perm() != 0o700 {
@@ -347,23 +266,23 @@ func TestDefaultSocketNeedsNoSetup(t *testing.T) {
 	if out, err := c.CombinedOutput(); err != nil {
 		t.Fatalf("connect with no flags: %v: %s", err, out)
 	}
-	waitFor(t, "the message", func() bool { return strings.Contains(hub.stdout.String(), "#1: hi from the default") })
+	waitFor(t, "the message", func() bool { return strings.Contains(hub.Stdout.String(), "#1: hi from the default") })
 }
 
 func TestHostilePeerOnLengthCodec(t *testing.T) {
 	sock := sockPath(t)
 	hub := startHub(t, "--addr", sock, "--codec", "length")
 	recv := start(t, nil, "connect", "--addr", sock, "--codec", "length", "--recv-only")
-	waitFor(t, "receiver", func() bool { return strings.Contains(hub.stdout.String(), "#1 connected") })
+	waitFor(t, "receiver", func() bool { return strings.Contains(hub.Stdout.String(), "#1 connected") })
 	// A peer that speaks lines to a length hub.
 	c, err := net.Dial("unix", sock)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.Write([]byte("hello there\n"))
-	waitFor(t, "the hostile peer's removal", func() bool { return strings.Contains(hub.stdout.String(), "#2 disconnected") })
+	waitFor(t, "the hostile peer's removal", func() bool { return strings.Contains(hub.Stdout.String(), "#2 disconnected") })
 	c.Close()
-	out := hub.stdout.String() + hub.stderr.String()
+	out := hub.Stdout.String() + hub.Stderr.String()
 	for _, w := range []string{"exceeds the limit of 1048576", "is the peer using --codec line?"} {
 		if !strings.Contains(out, w) {
 			t.Errorf("hub output lacks %q:\n%s", w, out)
@@ -372,7 +291,7 @@ func TestHostilePeerOnLengthCodec(t *testing.T) {
 	if _, e, code := run(t, "unharmed\n", "connect", "--addr", sock, "--codec", "length"); code != 0 {
 		t.Fatal(e)
 	}
-	waitFor(t, "the next message", func() bool { return recv.stdout.String() == "unharmed\n" })
+	waitFor(t, "the next message", func() bool { return recv.Stdout.String() == "unharmed\n" })
 }
 
 func TestHostTypesToEveryone(t *testing.T) {
@@ -380,10 +299,10 @@ func TestHostTypesToEveryone(t *testing.T) {
 	hub := startHub(t, "--addr", sock, "--chat")
 	a := start(t, nil, "connect", "--addr", sock, "--recv-only")
 	b := start(t, nil, "connect", "--addr", sock, "--recv-only")
-	waitFor(t, "clients", func() bool { return strings.Count(hub.stdout.String(), "connected") == 2 })
-	fmt.Fprintln(hub.stdin, "welcome, both")
+	waitFor(t, "clients", func() bool { return strings.Count(hub.Stdout.String(), "connected") == 2 })
+	fmt.Fprintln(hub.Stdin, "welcome, both")
 	for _, p := range []*proc{a, b} {
-		waitFor(t, "the host's line", func() bool { return p.stdout.String() == "host: welcome, both\n" })
+		waitFor(t, "the host's line", func() bool { return p.Stdout.String() == "host: welcome, both\n" })
 	}
 }
 
@@ -391,14 +310,14 @@ func TestHostTypesToEveryone(t *testing.T) {
 func TestMultipleListenersOneRoom(t *testing.T) {
 	sock := sockPath(t)
 	hub := start(t, nil, "serve", "--listen", "unix://"+sock, "--listen", "tcp://127.0.0.1:0?codec=length")
-	waitFor(t, "two listeners", func() bool { return strings.Count(hub.stderr.String(), "serving") == 2 })
+	waitFor(t, "two listeners", func() bool { return strings.Count(hub.Stderr.String(), "serving") == 2 })
 	addr := servedAddr(t, hub)
 	recv := start(t, nil, "connect", "--addr", addr, "--codec", "length", "--recv-only")
-	waitFor(t, "receiver", func() bool { return strings.Contains(hub.stdout.String(), "connected") })
+	waitFor(t, "receiver", func() bool { return strings.Contains(hub.Stdout.String(), "connected") })
 	if _, e, code := run(t, "across transports\n", "connect", "--addr", sock); code != 0 {
 		t.Fatal(e)
 	}
-	waitFor(t, "the message", func() bool { return recv.stdout.String() == "across transports\n" })
+	waitFor(t, "the message", func() bool { return recv.Stdout.String() == "across transports\n" })
 }
 
 // TestPipeOutputIsPrompt checks that a pipe reader sees each message as it
@@ -410,12 +329,12 @@ func TestPipeOutputIsPrompt(t *testing.T) {
 	out, _ := recv.StdoutPipe()
 	recv.Start()
 	t.Cleanup(func() { recv.Process.Kill(); recv.Wait() })
-	waitFor(t, "receiver", func() bool { return strings.Contains(hub.stdout.String(), "connected") })
+	waitFor(t, "receiver", func() bool { return strings.Contains(hub.Stdout.String(), "connected") })
 	sender := start(t, nil, "connect", "--addr", sock, "--pipe")
 	br := bufio.NewReader(out)
 	for i := range 3 {
 		msg := fmt.Sprintf("message %d", i)
-		fmt.Fprintln(sender.stdin, msg)
+		fmt.Fprintln(sender.Stdin, msg)
 		got := make(chan string, 1)
 		go func() { l, _ := br.ReadString('\n'); got <- l }()
 		select {
