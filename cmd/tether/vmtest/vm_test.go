@@ -1,0 +1,280 @@
+package vmtest
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tetherkit/tether/cmd/tether/internal/proctest"
+)
+
+// Ports used in the VMs: the host's hubs and the guest's hubs, per codec.
+var (
+	codecs    = []string{"line", "length"}
+	hostPort  = map[string]int{"line": 5000, "length": 5001}
+	guestPort = map[string]int{"line": 6000, "length": 6001}
+)
+
+// lines is how many messages each side sends in the host and guest chat.
+const lines = 500
+
+func role(t *testing.T, want string) string {
+	if os.Getenv("TETHER_VSOCK_VM") != want {
+		t.Skipf("runs only in the %s VM of .ci/vsock-vm", want)
+	}
+	bin := os.Getenv("TETHER_BIN")
+	if bin == "" {
+		t.Fatal("TETHER_BIN is not set")
+	}
+	return bin
+}
+
+// TestLoopbackHub runs a hub on vsock in the loopback guest with several
+// tether connect clients on both codecs: thousands of messages, each checked.
+func TestLoopbackHub(t *testing.T) {
+	bin := role(t, "loopback")
+	for i, codec := range codecs {
+		t.Run(codec, func(t *testing.T) {
+			port := 7000 + i
+			hub := proctest.Start(t, bin, nil, "serve", "--addr", fmt.Sprintf("vsock://any:%d", port), "--codec", codec, "--quiet")
+			proctest.WaitFor(t, "the hub", 20*time.Second, func() bool { return strings.Contains(hub.Stderr.String(), "serving") })
+			addr := fmt.Sprintf("vsock://local:%d", port)
+			var recvs []*proctest.Proc
+			for range 2 {
+				recvs = append(recvs, proctest.Start(t, bin, nil, "connect", "--addr", addr, "--codec", codec, "--recv-only"))
+			}
+			proctest.WaitFor(t, "receivers", 20*time.Second, func() bool { return strings.Count(hub.Stdout.String(), "connected (vsock local(1)") == 2 })
+			const senders, perSender = 3, 2000
+			var wg sync.WaitGroup
+			for s := range senders {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if _, e, code := proctest.Run(t, bin, numbered(fmt.Sprintf("s%d", s), perSender), "connect", "--addr", addr, "--codec", codec); code != 0 {
+						t.Errorf("sender %d: exit %d: %s", s, code, e)
+					}
+				}()
+			}
+			wg.Wait()
+			for _, r := range recvs {
+				proctest.WaitFor(t, "every message", 60*time.Second, func() bool { return proctest.CountLines(r.Stdout.String()) >= senders*perSender })
+				for s := range senders {
+					if err := inOrder(r.Stdout.String(), fmt.Sprintf("s%d", s), perSender); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if n := proctest.CountLines(r.Stdout.String()); n != senders*perSender {
+					t.Fatalf("receiver got %d lines, want %d", n, senders*perSender)
+				}
+			}
+		})
+	}
+}
+
+// numbered returns n input lines "prefix i" followed by a payload that varies
+// in length and holds bytes a framing bug would mangle.
+func numbered(prefix string, n int) string {
+	var b strings.Builder
+	for i := range n {
+		b.WriteString(line(prefix, i))
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+func line(prefix string, i int) string {
+	return fmt.Sprintf("%s %d %s\t✓\r", prefix, i, strings.Repeat("ab", i%40))
+}
+
+// inOrder checks that out holds exactly n lines of prefix, in order, intact.
+func inOrder(out, prefix string, n int) error {
+	next := 0
+	for _, l := range strings.Split(out, "\n") {
+		if !strings.HasPrefix(l, prefix+" ") {
+			continue
+		}
+		if l != line(prefix, next) {
+			return fmt.Errorf("from %s: got %q, want %q", prefix, l, line(prefix, next))
+		}
+		next++
+	}
+	if next != n {
+		return fmt.Errorf("from %s: got %d lines, want %d", prefix, next, n)
+	}
+	return nil
+}
+
+// chatter is one side of a chat: a tether connect in pipe mode whose input
+// the test writes and whose output it watches.
+type chatter struct {
+	p *proctest.Proc
+}
+
+func (c chatter) send(prefix string, n int) {
+	io.WriteString(c.p.Stdin, numbered(prefix, n))
+}
+
+func (c chatter) await(t *testing.T, prefix string, n int, timeout time.Duration) {
+	t.Helper()
+	proctest.WaitFor(t, fmt.Sprintf("%d lines from %s", n, prefix), timeout, func() bool {
+		return strings.Count(c.p.Stdout.String(), prefix+" ") >= n
+	})
+	if err := inOrder(c.p.Stdout.String(), prefix, n); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// finish ends the input and expects a clean exit.
+func (c chatter) finish(t *testing.T) {
+	t.Helper()
+	c.p.Stdin.Close()
+	if code := c.p.Wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("connect exited %d: %s", code, c.p.Stderr)
+	}
+}
+
+// dialRetry starts "tether connect" to addr, retrying while nobody listens
+// yet (exit code 1 right away).
+func dialRetry(t *testing.T, bin, addr, codec string, timeout time.Duration) chatter {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		p := proctest.Start(t, bin, nil, "connect", "--addr", addr, "--codec", codec, "--pipe", "--log-level", "error")
+		time.Sleep(300 * time.Millisecond)
+		if !p.Exited() {
+			return chatter{p}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("could not connect to %s within %v: %s", addr, timeout, p.Stderr)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// TestHostSide plays the host of a real vsock guest: a hub on vsock and a
+// unix socket at once for each codec, the inner guest booted with
+// vhost-vsock-pci (CID 3), a chat both ways between a unix client here and a
+// tether connect in the guest; then the reverse, dialing the guest's hubs.
+func TestHostSide(t *testing.T) {
+	bin := role(t, "host")
+	hubs := map[string]*proctest.Proc{}
+	locals := map[string]chatter{}
+	for _, codec := range codecs {
+		sock := fmt.Sprintf("/tmp/host-%s.sock", codec)
+		hub := proctest.Start(t, bin, nil, "serve", "--codec", codec,
+			"--listen", fmt.Sprintf("vsock://any:%d", hostPort[codec]), "--listen", "unix://"+sock)
+		proctest.WaitFor(t, "the host hub", 30*time.Second, func() bool { return strings.Count(hub.Stderr.String(), "serving") == 2 })
+		local := proctest.Start(t, bin, nil, "connect", "--addr", "unix://"+sock, "--codec", codec, "--pipe")
+		proctest.WaitFor(t, "the local client", 30*time.Second, func() bool { return strings.Contains(hub.Stdout.String(), "#1 connected (unix") })
+		hubs[codec], locals[codec] = hub, chatter{local}
+	}
+
+	guest := bootGuest(t)
+
+	for _, codec := range codecs {
+		t.Run("guest dials host/"+codec, func(t *testing.T) {
+			hub, local := hubs[codec], locals[codec]
+			proctest.WaitFor(t, "the guest to join", 180*time.Second, func() bool {
+				return strings.Contains(hub.Stdout.String(), "connected (vsock vm(3)")
+			})
+			local.send("host-"+codec, lines)
+			local.await(t, "guest-"+codec, lines, 120*time.Second)
+			local.finish(t)
+			if !strings.Contains(hub.Stdout.String(), ": guest-"+codec+" 0 ") {
+				t.Fatalf("hub output does not show the guest's messages:\n%s", hub.Stdout)
+			}
+		})
+	}
+	for _, codec := range codecs {
+		t.Run("host dials guest/"+codec, func(t *testing.T) {
+			c := dialRetry(t, bin, fmt.Sprintf("vsock://3:%d", guestPort[codec]), codec, 180*time.Second)
+			// The guest speaks first, once it sees this connection in its
+			// room; so both ends are known to be in the room before we answer.
+			c.await(t, "guestlocal-"+codec, lines, 120*time.Second)
+			c.send("hostdial-"+codec, lines)
+			c.finish(t)
+		})
+	}
+	select {
+	case res := <-guest:
+		if res != "PASS" {
+			t.Fatalf("the guest reported %s", res)
+		}
+	case <-time.After(180 * time.Second):
+		t.Fatal("the guest did not report")
+	}
+}
+
+// bootGuest starts the inner VM and returns a channel that receives the
+// guest's verdict ("PASS" or "FAIL") from its console.
+func bootGuest(t *testing.T) <-chan string {
+	t.Helper()
+	accel := "kvm"
+	if _, err := os.Stat("/dev/kvm"); err != nil {
+		accel = "tcg"
+	}
+	cmd := exec.Command("qemu-system-x86_64", "-accel", accel, "-M", "pc", "-m", "256", "-smp", "1",
+		"-nographic", "-no-reboot", "-nic", "none", "-vga", "none",
+		"-device", "vhost-vsock-pci,guest-cid=3",
+		"-kernel", "/l2/vmlinuz", "-initrd", "/l2/initrd.gz",
+		"-append", "console=ttyS0 panic=-1 quiet")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	cmd.Stdin = nil
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting the inner guest: %v", err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	verdict := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			l := strings.TrimRight(sc.Text(), "\r")
+			fmt.Println("guest| " + l)
+			if rest, ok := strings.CutPrefix(l, "TETHER-GUEST-VERDICT "); ok {
+				verdict <- strings.TrimSpace(rest)
+			}
+		}
+		verdict <- "FAIL (console closed without a verdict)"
+	}()
+	return verdict
+}
+
+// TestGuestSide is the inner guest (CID 3): it chats with the host's hubs
+// over vsock://host:PORT, then serves hubs of its own for the host to dial.
+func TestGuestSide(t *testing.T) {
+	bin := role(t, "guest")
+	for _, codec := range codecs {
+		t.Run("dial host/"+codec, func(t *testing.T) {
+			c := dialRetry(t, bin, fmt.Sprintf("vsock://host:%d", hostPort[codec]), codec, 120*time.Second)
+			c.send("guest-"+codec, lines)
+			c.await(t, "host-"+codec, lines, 120*time.Second)
+			c.finish(t)
+		})
+	}
+	for _, codec := range codecs {
+		t.Run("serve for host/"+codec, func(t *testing.T) {
+			sock := fmt.Sprintf("/tmp/guest-%s.sock", codec)
+			hub := proctest.Start(t, bin, nil, "serve", "--codec", codec,
+				"--listen", fmt.Sprintf("vsock://any:%d", guestPort[codec]), "--listen", "unix://"+sock)
+			proctest.WaitFor(t, "the guest hub", 30*time.Second, func() bool { return strings.Count(hub.Stderr.String(), "serving") == 2 })
+			local := chatter{proctest.Start(t, bin, nil, "connect", "--addr", "unix://"+sock, "--codec", codec, "--pipe")}
+			proctest.WaitFor(t, "the local client and the host to join", 180*time.Second, func() bool {
+				out := hub.Stdout.String()
+				return strings.Contains(out, "connected (unix") && strings.Contains(out, "connected (vsock host(2)")
+			})
+			local.send("guestlocal-"+codec, lines)
+			local.await(t, "hostdial-"+codec, lines, 120*time.Second)
+			local.finish(t)
+		})
+	}
+}
