@@ -186,7 +186,7 @@ func TestHostSide(t *testing.T) {
 			local.send("host-"+codec, lines)
 			local.await(t, "guest-"+codec, lines, 120*time.Second)
 			local.finish(t)
-			if !strings.Contains(hub.Stdout.String(), ": guest-"+codec+" 0 ") {
+			if !strings.Contains(hub.Stdout.String(), `#2: "guest-`+codec+` 0 `) {
 				t.Fatalf("hub output does not show the guest's messages:\n%s", hub.Stdout)
 			}
 		})
