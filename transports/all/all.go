@@ -4,7 +4,8 @@
 package all
 
 import (
-	_ "github.com/tetherkit/tether/transports/tcp"   // registers "tcp"
-	_ "github.com/tetherkit/tether/transports/unix"  // registers "unix"
-	_ "github.com/tetherkit/tether/transports/vsock" // registers "vsock"
+	_ "github.com/tetherkit/tether/transports/hvsock" // registers "hvsock"
+	_ "github.com/tetherkit/tether/transports/tcp"    // registers "tcp"
+	_ "github.com/tetherkit/tether/transports/unix"   // registers "unix"
+	_ "github.com/tetherkit/tether/transports/vsock"  // registers "vsock"
 )
