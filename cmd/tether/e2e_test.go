@@ -347,3 +347,29 @@ func TestPipeOutputIsPrompt(t *testing.T) {
 		}
 	}
 }
+
+func TestDoctor(t *testing.T) {
+	dir := sockPath(t)
+	dir = filepath.Dir(dir)
+	for _, p := range []string{"v.sock", "v.sock_5000", "v.sock_6000"} {
+		l, err := net.Listen("unix", filepath.Join(dir, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+	}
+	out, errOut, code := run(t, "", "doctor", "--hvsock-dir", dir)
+	if code != 0 {
+		t.Fatalf("doctor exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{
+		"nothing is dialed",
+		"path limit:     107 bytes",
+		"hvsock://" + filepath.Join(dir, "v.sock") + ":PORT; listeners for guest connections on ports 5000, 6000",
+		"vsock\n  device:",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("doctor output lacks %q:\n%s", want, out)
+		}
+	}
+}

@@ -278,3 +278,18 @@ func TestGuestSide(t *testing.T) {
 		})
 	}
 }
+
+// TestDoctorSeesLoopback checks that doctor reports the loopback guest's
+// vsock as it is.
+func TestDoctorSeesLoopback(t *testing.T) {
+	bin := role(t, "loopback")
+	out, errOut, code := proctest.Run(t, bin, "", "doctor")
+	if code != 0 {
+		t.Fatalf("doctor: exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{"/dev/vsock present", "local CID:", "vsock_loopback loaded"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("doctor output lacks %q:\n%s", want, out)
+		}
+	}
+}
