@@ -293,3 +293,25 @@ func TestDoctorSeesLoopback(t *testing.T) {
 		}
 	}
 }
+
+// TestVMChatExample runs examples/vmchat over vsock loopback: the host side
+// and the guest side each type a line and see the other's.
+func TestVMChatExample(t *testing.T) {
+	role(t, "loopback")
+	vmchat := os.Getenv("TETHER_VMCHAT")
+	if vmchat == "" {
+		t.Skip("TETHER_VMCHAT is not set")
+	}
+	h := proctest.Start(t, vmchat, nil, "-listen", "vsock://any:5300")
+	proctest.WaitFor(t, "the host side", 20*time.Second, func() bool { return strings.Contains(h.Stdout.String(), "listening on vsock://any:5300") })
+	g := proctest.Start(t, vmchat, nil, "-dial", "vsock://local:5300")
+	proctest.WaitFor(t, "the guest to join", 20*time.Second, func() bool { return strings.Contains(h.Stdout.String(), "joined from local(1)") })
+	io.WriteString(g.Stdin, "hello host\n")
+	proctest.WaitFor(t, "the guest's line", 20*time.Second, func() bool { return strings.Contains(h.Stdout.String(), ": hello host\n") })
+	io.WriteString(h.Stdin, "hello guest\n")
+	proctest.WaitFor(t, "the host's line", 20*time.Second, func() bool { return strings.Contains(g.Stdout.String(), "host: hello guest\n") })
+	g.Stdin.Close()
+	if code := g.Wait(t, 20*time.Second); code != 0 {
+		t.Fatalf("guest side exit %d: %s", code, g.Stderr)
+	}
+}
