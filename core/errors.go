@@ -97,3 +97,19 @@ func (e *StallError) Error() string {
 
 // Is reports whether target is [ErrStalled].
 func (e *StallError) Is(target error) bool { return target == ErrStalled }
+
+// LimitError reports a peer disconnected or refused because a limit
+// tripped: a handshake, idle or write timeout.
+type LimitError struct {
+	What  string // "handshake", "idle timeout", "write timeout"
+	Limit string // the limit in force, formatted
+	Err   error  // the underlying error
+}
+
+// Error names the limit and its figure.
+func (e *LimitError) Error() string {
+	return fmt.Sprintf("%s of %s exceeded: %v", e.What, e.Limit, e.Err)
+}
+
+// Unwrap returns the underlying error.
+func (e *LimitError) Unwrap() error { return e.Err }

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -27,6 +28,7 @@ type Peer struct {
 	codecIdx int
 	id       uint64
 	name     string
+	identity string
 	log      hclog.Logger
 
 	readerDone chan struct{} // closed when the read loop has stopped
@@ -80,6 +82,11 @@ func (p *Peer) RemoteAddr() net.Addr { return p.conn.RemoteAddr() }
 // LocalAddr returns the listener-side address of the connection.
 func (p *Peer) LocalAddr() net.Addr { return p.conn.LocalAddr() }
 
+// Identity returns who the peer is, as its transport knows it: "vm(3)" on
+// vsock, the process credentials on unix, the certificate's subject under
+// TLS, the address otherwise. It is set once the peer has been admitted.
+func (p *Peer) Identity() string { return p.identity }
+
 // Codec returns the codec the peer speaks.
 func (p *Peer) Codec() Codec { return p.codec }
 
@@ -88,6 +95,19 @@ func (p *Peer) String() string { return p.name + " (" + remoteString(p.conn) + "
 
 func (p *Peer) run() {
 	defer p.srv.wg.Done()
+	if err := p.admit(); err != nil {
+		if !errors.Is(err, ErrServerClosed) {
+			p.log.Warn("refused", "error", err)
+		}
+		p.conn.Close()
+		p.srv.mu.Lock()
+		delete(p.srv.peers, p)
+		p.srv.mu.Unlock()
+		close(p.readerDone)
+		close(p.writerDone)
+		close(p.finished)
+		return
+	}
 	go p.writeLoop()
 	p.log.Info("joined")
 	if p.srv.OnJoin != nil {
@@ -122,11 +142,54 @@ func (p *Peer) run() {
 	close(p.finished)
 }
 
+// admit runs the transport's handshake, if any, names the peer, asks the
+// server's Admit hook, and joins the room.
+func (p *Peer) admit() error {
+	if hs, ok := p.conn.(interface {
+		HandshakeContext(context.Context) error
+	}); ok {
+		timeout := p.srv.HandshakeTimeout
+		if timeout <= 0 {
+			timeout = DefaultHandshakeTimeout
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		err := hs.HandshakeContext(ctx)
+		cancel()
+		if err != nil {
+			return &LimitError{What: "handshake", Limit: timeout.String(), Err: err}
+		}
+	}
+	p.identity = identity(p.conn)
+	if p.srv.NameByIdentity {
+		p.name = p.identity
+	}
+	p.log = p.log.With("identity", p.identity)
+	if p.srv.Admit != nil {
+		if err := p.srv.Admit(p); err != nil {
+			return err
+		}
+	}
+	if !p.srv.join(p) {
+		return ErrServerClosed
+	}
+	return nil
+}
+
 func (p *Peer) readLoop() error {
 	fr := p.codec.NewReader(p.conn, p.srv.MaxFrame)
+	idle := p.srv.IdleTimeout
 	for {
+		if idle > 0 {
+			p.conn.SetReadDeadline(time.Now().Add(idle))
+			if p.stopping.Load() {
+				return os.ErrDeadlineExceeded
+			}
+		}
 		msg, err := fr.ReadFrame()
 		if err != nil {
+			if idle > 0 && isTimeout(err) && !p.stopping.Load() {
+				return &LimitError{What: "idle timeout", Limit: idle.String(), Err: err}
+			}
 			return err
 		}
 		if p.srv.OnMessage != nil {
@@ -190,7 +253,7 @@ func (p *Peer) enqueue(f []byte, from *Peer) bool {
 // the queue is empty: no timer, no added latency.
 func (p *Peer) writeLoop() {
 	defer close(p.writerDone)
-	w := writer{conn: p.conn, stall: p.srv.stallTimeout()}
+	w := writer{conn: p.conn, stall: p.srv.stallTimeout(), total: p.srv.WriteTimeout}
 	for {
 		p.mu.Lock()
 		for len(p.queue) == 0 {

@@ -13,9 +13,11 @@ import (
 
 // Defaults for the zero values of [Server]'s fields.
 const (
-	DefaultStallTimeout = 10 * time.Second
-	DefaultQueueLen     = 1024
-	DefaultQueueBytes   = 4 << 20
+	DefaultStallTimeout     = 10 * time.Second
+	DefaultQueueLen         = 1024
+	DefaultQueueBytes       = 4 << 20
+	DefaultMaxConns         = 4096
+	DefaultHandshakeTimeout = 10 * time.Second
 )
 
 // HostName is the sender name of messages sent with [Server.Broadcast].
@@ -44,6 +46,29 @@ type Server struct {
 	// messages for this long while others wait on it; 0 means
 	// DefaultStallTimeout, a negative value never.
 	StallTimeout time.Duration
+	// MaxConns is the most clients connected at once (counting those still
+	// in their handshake); 0 means DefaultMaxConns, a negative value no
+	// limit. A connection past the limit is closed at once and logged.
+	MaxConns int
+	// IdleTimeout disconnects a client that sends nothing for this long
+	// (a half-open connection whose peer vanished, for one); 0 means never.
+	IdleTimeout time.Duration
+	// WriteTimeout bounds how long one batch of writes to a client may take
+	// even while it makes progress (a reader that drips); 0 means no bound
+	// beyond StallTimeout.
+	WriteTimeout time.Duration
+	// HandshakeTimeout bounds the handshake of transports that have one
+	// (connections with a HandshakeContext method, such as TLS); 0 means
+	// DefaultHandshakeTimeout.
+	HandshakeTimeout time.Duration
+	// Admit, when set, decides whether a connected peer may join (after its
+	// handshake, so its identity is known); an error refuses it, and is
+	// logged as the reason.
+	Admit func(p *Peer) error
+	// NameByIdentity names peers by their transport identity ([Peer.Identity]:
+	// "vm(3)", "uid=1000,pid=42", a certificate's common name) instead of
+	// "#N". Names may then repeat.
+	NameByIdentity bool
 	// Chat prefixes every relayed message with "name: " (the sender's
 	// [Peer.Name]), for people watching a terminal. Off by default: messages
 	// are relayed byte-exact.
@@ -168,11 +193,34 @@ func (s *Server) startPeer(conn net.Conn, c Codec, idx int) {
 		conn.Close()
 		return
 	}
+	if limit := s.maxConns(); limit > 0 && len(s.peers) >= limit {
+		s.mu.Unlock()
+		conn.Close()
+		s.logger.Warn("connection refused: too many clients", "remote", remoteString(conn), "clients", limit, "limit", limit)
+		return
+	}
 	s.peers[p] = struct{}{}
-	s.joinRoomLocked(p)
 	s.wg.Add(1)
 	s.mu.Unlock()
 	go p.run()
+}
+
+func (s *Server) maxConns() int {
+	if s.MaxConns == 0 {
+		return DefaultMaxConns
+	}
+	return s.MaxConns
+}
+
+// join adds a peer that passed its handshake and admission to the room.
+func (s *Server) join(p *Peer) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shutdown.Load() {
+		return false
+	}
+	s.joinRoomLocked(p)
+	return true
 }
 
 // joinRoomLocked and leaveRoomLocked replace the room snapshot: broadcasts

@@ -22,6 +22,7 @@ var batchPool = sync.Pool{New: func() any { b := make([]byte, 0, batchSize); ret
 type writer struct {
 	conn  net.Conn
 	stall time.Duration // 0: no stall detection
+	total time.Duration // 0: no bound on one batch's time
 	bufs  net.Buffers   // reused backing array for the vectored write
 }
 
@@ -60,15 +61,22 @@ func (w *writer) write(batch [][]byte) (int, error) {
 }
 
 func (w *writer) send(bufs *net.Buffers) error {
+	var start time.Time
+	if w.total > 0 {
+		start = time.Now()
+	}
 	for len(*bufs) > 0 {
-		if w.stall > 0 {
-			w.conn.SetWriteDeadline(time.Now().Add(w.stall))
+		if w.stall > 0 || w.total > 0 {
+			w.conn.SetWriteDeadline(w.deadline(start))
 		}
 		n, err := bufs.WriteTo(w.conn)
 		if err == nil {
 			return nil
 		}
 		if isTimeout(err) {
+			if w.total > 0 && time.Since(start) >= w.total {
+				return &LimitError{What: "write timeout", Limit: w.total.String(), Err: err}
+			}
 			if n > 0 {
 				continue // slow, but moving: nothing is lost
 			}
@@ -77,4 +85,18 @@ func (w *writer) send(bufs *net.Buffers) error {
 		return err
 	}
 	return nil
+}
+
+// deadline is the sooner of the stall deadline and the batch's deadline.
+func (w *writer) deadline(start time.Time) time.Time {
+	var d time.Time
+	if w.stall > 0 {
+		d = time.Now().Add(w.stall)
+	}
+	if w.total > 0 {
+		if end := start.Add(w.total); d.IsZero() || end.Before(d) {
+			d = end
+		}
+	}
+	return d
 }

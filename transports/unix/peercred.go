@@ -21,6 +21,9 @@ func (a *PeerAddr) Network() string { return Name }
 // String returns "pid=P,uid=U,gid=G".
 func (a *PeerAddr) String() string { return fmt.Sprintf("pid=%d,uid=%d,gid=%d", a.PID, a.UID, a.GID) }
 
+// Identity returns "uid=U,pid=P": who the peer is, for names and logs.
+func (a *PeerAddr) Identity() string { return fmt.Sprintf("uid=%d,pid=%d", a.UID, a.PID) }
+
 // Conn is an accepted unix connection whose RemoteAddr is a [*PeerAddr] when
 // the kernel reports credentials. Every other method is *net.UnixConn's.
 type Conn struct {

@@ -155,6 +155,50 @@ var _ net.Listener = (*Listener)(nil)
 // Addr returns the address listened on.
 func (l *Listener) Addr() net.Addr { return l.addr }
 
+// Accept waits for the next connection; its RemoteAddr is a [*PeerAddr].
+func (l *Listener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	vc := c.(*vsock.Conn)
+	peer := &PeerAddr{}
+	if ra, ok := vc.RemoteAddr().(*vsock.Addr); ok {
+		peer.CID, peer.Port = ra.ContextID, ra.Port
+	}
+	return &Conn{Conn: vc, peer: peer}, nil
+}
+
+// PeerAddr is the remote address of an accepted vsock connection. Its
+// String is the library's "vm(3):PORT"; its Identity is the CID alone,
+// "vm(3)" or "host(2)", which is who the peer is.
+type PeerAddr struct {
+	CID, Port uint32
+}
+
+// Network returns "vsock".
+func (a *PeerAddr) Network() string { return Name }
+
+// String returns "vm(3):PORT", "host(2):PORT", and so on.
+func (a *PeerAddr) String() string {
+	return (&vsock.Addr{ContextID: a.CID, Port: a.Port}).String()
+}
+
+// Identity returns the CID as "vm(3)", "host(2)", "local(1)".
+func (a *PeerAddr) Identity() string {
+	s := a.String()
+	return s[:strings.LastIndexByte(s, ':')]
+}
+
+// Conn is an accepted vsock connection whose RemoteAddr is a [*PeerAddr].
+type Conn struct {
+	*vsock.Conn
+	peer *PeerAddr
+}
+
+// RemoteAddr returns the peer's CID and port.
+func (c *Conn) RemoteAddr() net.Addr { return c.peer }
+
 // Dial connects to address, honouring ctx's cancellation and deadline.
 func (Transport) Dial(ctx context.Context, address string) (net.Conn, error) {
 	a, err := Parse(address)
