@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tetherkit/tether/cmd/tether/internal/proctest"
+	"github.com/tetherkit/tether/transports/tls/tlstest"
 )
 
 // bin is the tether binary built once for the end-to-end tests.
@@ -372,4 +373,56 @@ func TestDoctor(t *testing.T) {
 			t.Errorf("doctor output lacks %q:\n%s", want, out)
 		}
 	}
+}
+
+func TestTLSWithClientCertificates(t *testing.T) {
+	pki := tlstest.New(t)
+	cert, key := pki.Issue(t, "hub", true)
+	ccert, ckey := pki.Issue(t, "alice", false)
+	hub := startHub(t, "--addr", "tls://127.0.0.1:0", "--tls-cert", cert, "--tls-key", key, "--tls-ca", pki.CA,
+		"--tls-client-auth", "--names", "identity", "--log-level", "info")
+	addr := strings.Fields(hub.Stderr.String()[strings.Index(hub.Stderr.String(), "tls://")+len("tls://"):])[0]
+	recv := start(t, nil, "connect", "--addr", "tls://"+addr, "--tls-ca", pki.CA, "--tls-cert", ccert, "--tls-key", ckey, "--recv-only")
+	waitFor(t, "the receiver", func() bool { return strings.Contains(hub.Stdout.String(), "cn=alice connected") })
+	if _, e, code := run(t, "over tls\n", "connect", "--addr", "tls://"+addr, "--tls-ca", pki.CA, "--tls-cert", ccert, "--tls-key", ckey); code != 0 {
+		t.Fatalf("tls client: %s", e)
+	}
+	waitFor(t, "the message", func() bool { return recv.Stdout.String() == "over tls\n" })
+	// Without a client certificate: refused, and the hub says why.
+	run(t, "no cert\n", "connect", "--addr", "tls://"+addr, "--tls-ca", pki.CA)
+	waitFor(t, "the refusal", func() bool { return strings.Contains(hub.Stderr.String(), "refused") })
+	if strings.Contains(recv.Stdout.String(), "no cert") {
+		t.Fatal("a client without a certificate got a message through")
+	}
+	// No warning about plain text for TLS on loopback either way.
+	if strings.Contains(hub.Stderr.String(), "without encryption") {
+		t.Fatal("warned about encryption on a TLS listener")
+	}
+}
+
+func TestAccessControlAndLimits(t *testing.T) {
+	sock := sockPath(t)
+	hub := startHub(t, "--addr", sock, "--allow-uid", "4242")
+	run(t, "let me in\n", "connect", "--addr", sock)
+	waitFor(t, "the refusal", func() bool { return strings.Contains(hub.Stderr.String(), "refused") })
+	if !strings.Contains(hub.Stderr.String(), fmt.Sprintf("uid %d / gid %d is not allowed (--allow-uid 4242", os.Getuid(), os.Getgid())) {
+		t.Fatalf("refusal should name the uid and the rule:\n%s", hub.Stderr)
+	}
+	if strings.Contains(hub.Stdout.String(), "let me in") {
+		t.Fatal("a refused peer's message was relayed")
+	}
+
+	sock2 := sockPath(t)
+	hub2 := startHub(t, "--addr", sock2, "--max-conns", "2", "--idle-timeout", "300ms")
+	a := start(t, nil, "connect", "--addr", sock2, "--recv-only")
+	b := start(t, nil, "connect", "--addr", sock2, "--recv-only")
+	_, _ = a, b
+	waitFor(t, "two clients", func() bool { return strings.Count(hub2.Stdout.String(), "connected") == 2 })
+	run(t, "third\n", "connect", "--addr", sock2)
+	waitFor(t, "the limit", func() bool { return strings.Contains(hub2.Stderr.String(), "too many clients") })
+	if !strings.Contains(hub2.Stderr.String(), "limit=2") {
+		t.Fatalf("the refusal should name the limit:\n%s", hub2.Stderr)
+	}
+	// The two silent clients are idle past 300 ms: disconnected, with the figure.
+	waitFor(t, "idle disconnects", func() bool { return strings.Count(hub2.Stdout.String(), "idle timeout of 300ms exceeded") == 2 })
 }

@@ -254,6 +254,15 @@ func (l *Listener) SetMode(mode os.FileMode) error {
 	return os.Chmod(l.path, mode)
 }
 
+// SetGroup gives the socket file to group gid (for shared use with a mode
+// such as 0660). It is an error on abstract sockets.
+func (l *Listener) SetGroup(gid int) error {
+	if l.path == "" {
+		return errors.New("unix: an abstract socket has no file group")
+	}
+	return os.Lchown(l.path, -1, gid)
+}
+
 // Close stops listening and removes the socket file if it is still the one
 // this listener created (not a file another server put there since).
 func (l *Listener) Close() error {

@@ -20,6 +20,7 @@ const prompt = "->"
 
 type connectFlags struct {
 	common
+	tls      tlsFlags
 	recvOnly bool
 	pipe     bool
 	timeout  time.Duration
@@ -34,6 +35,7 @@ func (a *App) connect(ctx context.Context, args []string) error {
 	fs.BoolVar(&f.recvOnly, "recv-only", false, "send nothing: print received messages until the hub closes")
 	fs.BoolVar(&f.pipe, "pipe", false, "pipe mode even when standard input is a terminal")
 	fs.DurationVar(&f.timeout, "dial-timeout", 10*time.Second, "give up connecting after this long")
+	f.tls.register(fs, false)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -43,6 +45,9 @@ func (a *App) connect(ctx context.Context, args []string) error {
 	}
 	tgt, err := a.resolve(f.addr, f.transport)
 	if err != nil {
+		return err
+	}
+	if err := f.tls.configure(&tgt, false); err != nil {
 		return err
 	}
 	codec, err := a.lookupCodec(f.codec)

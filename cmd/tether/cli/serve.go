@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/user"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -24,6 +26,14 @@ type serveFlags struct {
 	chat         bool
 	quiet        bool
 	socketMode   fileMode
+	socketGroup  string
+	maxConns     int
+	idle         time.Duration
+	writeTimeout time.Duration
+	handshake    time.Duration
+	names        string
+	allow        access
+	tls          tlsFlags
 }
 
 // listFlag collects a repeatable string flag.
@@ -51,8 +61,22 @@ func (a *App) serve(ctx context.Context, args []string) error {
 	fs.BoolVar(&f.quiet, "quiet", false, "do not print messages on standard output, only connects and leaves")
 	f.socketMode = 0o600
 	fs.Var(&f.socketMode, "socket-mode", "permissions of a unix socket file it creates, in octal")
+	fs.StringVar(&f.socketGroup, "socket-group", "", "group owning a unix socket file it creates (name or number), for shared use with --socket-mode 0660")
+	fs.IntVar(&f.maxConns, "max-conns", core.DefaultMaxConns, "most clients at once; more are refused and logged (0 no limit)")
+	fs.DurationVar(&f.idle, "idle-timeout", 0, "disconnect a client that sends nothing for this long, such as a half-open connection (0 never)")
+	fs.DurationVar(&f.writeTimeout, "write-timeout", 0, "disconnect a client that takes longer than this to take one batch of messages, even while reading slowly (0 no bound)")
+	fs.DurationVar(&f.handshake, "handshake-timeout", core.DefaultHandshakeTimeout, "time a client has to finish a transport handshake (TLS)")
+	fs.StringVar(&f.names, "names", "number", "how peers are named in output and --chat: number (#3) or identity (vm(3), uid=1000,pid=42, cn=alice)")
+	fs.Var(&f.allow.uids, "allow-uid", "unix: admit only these user ids (comma-separated, repeatable)")
+	fs.Var(&f.allow.gids, "allow-gid", "unix: admit only these group ids")
+	fs.Var(&f.allow.cids, "allow-cid", "vsock: admit only these CIDs")
+	fs.Var(&f.allow.nets, "allow-net", "tcp and tls: admit only these address ranges (127.0.0.0/8, ::1, 10.0.0.0/24)")
+	f.tls.register(fs, true)
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if f.names != "number" && f.names != "identity" {
+		return usagef("--names %q: want number or identity", f.names)
 	}
 	log, err := a.logger(&f.common)
 	if err != nil {
@@ -66,13 +90,18 @@ func (a *App) serve(ctx context.Context, args []string) error {
 	out := newPrinter(a.Stdout)
 	defer out.close()
 	srv := &core.Server{
-		Logger:       log,
-		MaxFrame:     int(f.maxFrame),
-		StallTimeout: f.stall,
-		Chat:         f.chat,
+		MaxFrame:         int(f.maxFrame),
+		StallTimeout:     f.stall,
+		Chat:             f.chat,
+		MaxConns:         f.maxConns,
+		IdleTimeout:      f.idle,
+		WriteTimeout:     f.writeTimeout,
+		HandshakeTimeout: f.handshake,
+		NameByIdentity:   f.names == "identity",
 		OnJoin: func(p *core.Peer) {
 			out.line(fmt.Sprintf("%s connected (%s %s)", p.Name(), p.LocalAddr().Network(), remote(p)))
 		},
+		Logger: log,
 		OnLeave: func(p *core.Peer, err error) {
 			if err != nil {
 				out.line(fmt.Sprintf("%s disconnected: %v", p.Name(), err))
@@ -83,6 +112,12 @@ func (a *App) serve(ctx context.Context, args []string) error {
 	}
 	if f.stall == 0 {
 		srv.StallTimeout = -1
+	}
+	if f.maxConns == 0 {
+		srv.MaxConns = -1
+	}
+	if !f.allow.empty() {
+		srv.Admit = f.allow.admit
 	}
 	if !f.quiet {
 		srv.OnMessage = func(p *core.Peer, msg []byte) { out.message(p.Name(), msg) }
@@ -96,7 +131,12 @@ func (a *App) serve(ctx context.Context, args []string) error {
 			l.Close()
 		}
 	}
-	for _, ln := range lns {
+	for i := range lns {
+		ln := &lns[i]
+		if err := f.tls.configure(&ln.target, true); err != nil {
+			closeAll()
+			return err
+		}
 		if ln.target.Transport.Name() == "unix" {
 			if err := prepareSocketDir(ln.target.Address); err != nil {
 				closeAll()
@@ -109,11 +149,11 @@ func (a *App) serve(ctx context.Context, args []string) error {
 			return fmt.Errorf("listening on %s: %w", ln.target, err)
 		}
 		opened = append(opened, l)
-		if err := a.applyMode(l, f.socketMode, fs); err != nil {
+		if err := a.applyMode(l, f.socketMode, f.socketGroup, fs); err != nil {
 			closeAll()
 			return err
 		}
-		if ta, ok := l.Addr().(*net.TCPAddr); ok && !tcp.IsLoopback(ta) {
+		if ta, ok := l.Addr().(*net.TCPAddr); ok && ln.target.Transport.Name() == "tcp" && !tcp.IsLoopback(ta) {
 			log.Warn("listening beyond this machine without encryption; anyone who can reach the port can join", "addr", ta.String())
 		}
 		fmt.Fprintf(a.Stderr, "%s: serving %s://%s (codec %s)\n", a.Name, ln.target.Transport.Name(), l.Addr(), ln.codec.Name())
@@ -179,20 +219,46 @@ func (a *App) listeners(f *serveFlags, fs *flag.FlagSet) ([]listener, error) {
 	return out, nil
 }
 
-// applyMode widens or narrows a unix socket file's permissions when
-// --socket-mode asks for it; listeners without a file refuse a mode set
-// explicitly.
-func (a *App) applyMode(l net.Listener, mode fileMode, fs *flag.FlagSet) error {
-	set := false
-	fs.Visit(func(fl *flag.Flag) { set = set || fl.Name == "socket-mode" })
-	if !set {
+// applyMode sets a unix socket file's group and permissions when
+// --socket-group or --socket-mode ask for it; listeners without a file
+// refuse them.
+func (a *App) applyMode(l net.Listener, mode fileMode, group string, fs *flag.FlagSet) error {
+	modeSet := false
+	fs.Visit(func(fl *flag.Flag) { modeSet = modeSet || fl.Name == "socket-mode" })
+	if !modeSet && group == "" {
 		return nil
 	}
-	m, ok := l.(interface{ SetMode(mode os.FileMode) error })
+	m, ok := l.(interface {
+		SetMode(mode os.FileMode) error
+		SetGroup(gid int) error
+	})
 	if !ok {
-		return usagef("--socket-mode applies to unix path sockets, not to %s", l.Addr())
+		return usagef("--socket-mode and --socket-group apply to unix path sockets, not to %s", l.Addr())
 	}
-	return m.SetMode(os.FileMode(mode))
+	if group != "" {
+		gid, err := lookupGroup(group)
+		if err != nil {
+			return usageError{err}
+		}
+		if err := m.SetGroup(gid); err != nil {
+			return err
+		}
+	}
+	if modeSet {
+		return m.SetMode(os.FileMode(mode))
+	}
+	return nil
+}
+
+func lookupGroup(name string) (int, error) {
+	if gid, err := strconv.Atoi(name); err == nil {
+		return gid, nil
+	}
+	g, err := user.LookupGroup(name)
+	if err != nil {
+		return 0, fmt.Errorf("--socket-group %q: %w", name, err)
+	}
+	return strconv.Atoi(g.Gid)
 }
 
 // hostInput broadcasts each line of standard input to every client.
