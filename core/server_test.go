@@ -612,7 +612,13 @@ func TestWriteTimeoutDripReader(t *testing.T) {
 	defer drip.Close()
 	drip.(*net.UnixConn).SetReadBuffer(4096)
 	waitPeers(t, srv, 2)
-	go sender.Send(bytes.Repeat([]byte("d"), 4<<20))
+	go func() {
+		for range 8 {
+			if sender.Send(bytes.Repeat([]byte("d"), 512<<10)) != nil {
+				return
+			}
+		}
+	}()
 	go func() {
 		buf := make([]byte, 512)
 		for {
