@@ -28,8 +28,11 @@ type FrameReader interface {
 	// ReadFrame returns the next message. The slice is only valid until the
 	// next call to ReadFrame; copy it to keep it. At a clean end of stream it
 	// returns io.EOF; a stream that ends inside a frame gives a
-	// [*TruncatedFrameError], an oversized frame a [*FrameTooLargeError]. After
-	// any error the reader is unusable and the stream should be closed.
+	// [*TruncatedFrameError], an oversized frame a [*FrameTooLargeError].
+	// After a read deadline passes (an error matching
+	// os.ErrDeadlineExceeded) a reader should stay usable, keeping what it
+	// has buffered, so the caller can extend the deadline and call again;
+	// after any other error it is unusable and the stream should be closed.
 	ReadFrame() ([]byte, error)
 }
 

@@ -37,6 +37,7 @@ type Peer struct {
 	dead       chan struct{} // closed by kill
 	killOnce   sync.Once
 	stopping   atomic.Bool // reading stopped by Shutdown
+	lastWrite  atomic.Int64 // unix nanoseconds of the last batch written
 
 	mu         sync.Mutex
 	reason     error    // why the peer was killed
@@ -179,8 +180,9 @@ func (p *Peer) readLoop() error {
 	fr := p.codec.NewReader(p.conn, p.srv.MaxFrame)
 	idle := p.srv.IdleTimeout
 	for {
+		readStart := time.Now()
 		if idle > 0 {
-			p.conn.SetReadDeadline(time.Now().Add(idle))
+			p.conn.SetReadDeadline(readStart.Add(idle))
 			if p.stopping.Load() {
 				return os.ErrDeadlineExceeded
 			}
@@ -188,6 +190,11 @@ func (p *Peer) readLoop() error {
 		msg, err := fr.ReadFrame()
 		if err != nil {
 			if idle > 0 && isTimeout(err) && !p.stopping.Load() {
+				// Idle means nothing moved either way: a client that only
+				// listens, and takes what it is sent, is not idle.
+				if since := time.Since(time.Unix(0, p.lastWrite.Load())); since < idle && time.Since(readStart) > time.Millisecond {
+					continue
+				}
 				return &LimitError{What: "idle timeout", Limit: idle.String(), Err: err}
 			}
 			return err
@@ -275,6 +282,9 @@ func (p *Peer) writeLoop() {
 		p.mu.Unlock()
 
 		n, err := w.write(batch)
+		if p.srv.IdleTimeout > 0 {
+			p.lastWrite.Store(time.Now().UnixNano())
+		}
 		clear(batch)
 		p.mu.Lock()
 		p.spare = batch[:0]

@@ -50,8 +50,10 @@ type Server struct {
 	// in their handshake); 0 means DefaultMaxConns, a negative value no
 	// limit. A connection past the limit is closed at once and logged.
 	MaxConns int
-	// IdleTimeout disconnects a client that sends nothing for this long
-	// (a half-open connection whose peer vanished, for one); 0 means never.
+	// IdleTimeout disconnects a client when nothing has moved either way for
+	// this long: it sent nothing and took nothing (a half-open connection
+	// whose peer vanished, a peer dripping a frame). A client that only
+	// listens stays while the room talks. 0 means never.
 	IdleTimeout time.Duration
 	// WriteTimeout bounds how long one batch of writes to a client may take
 	// even while it makes progress (a reader that drips); 0 means no bound

@@ -21,6 +21,10 @@ import (
 var bin string
 
 func TestMain(m *testing.M) {
+	if helper := os.Getenv("TETHER_FAULT_HELPER"); helper != "" {
+		runHelper(helper, os.Getenv("TETHER_FAULT_ADDR"))
+		return
+	}
 	dir, err := os.MkdirTemp("", "tether-e2e")
 	if err != nil {
 		panic(err)
@@ -170,9 +174,9 @@ func TestErrorsTellWhatToDo(t *testing.T) {
 		code int
 		want []string
 	}{
-		{"unknown transport", []string{"serve", "--transport", "udp"}, 2, []string{`unknown transport "udp"`, "tcp, unix"}},
+		{"unknown transport", []string{"serve", "--transport", "udp"}, 2, []string{`unknown transport "udp"`, "hvsock, tcp, tls, unix, vsock"}},
 		{"unknown codec", []string{"connect", "--codec", "json"}, 2, []string{`unknown codec "json"`, "length, line"}},
-		{"unknown scheme", []string{"connect", "--addr", "carrier-pigeon://x"}, 2, []string{"tcp, unix"}},
+		{"unknown scheme", []string{"connect", "--addr", "carrier-pigeon://x"}, 2, []string{"hvsock, tcp, tls, unix, vsock"}},
 		{"nobody listening", []string{"connect", "--addr", "127.0.0.1:1"}, 1, []string{"refused", "tether serve"}},
 		{"no socket file", []string{"connect", "--addr", sock}, 1, []string{"no socket at", "tether serve"}},
 		{"path too long", []string{"serve", "--addr", "/tmp/" + strings.Repeat("x", 110)}, 2, []string{"limit of 107"}},

@@ -20,10 +20,12 @@ const prompt = "->"
 
 type connectFlags struct {
 	common
-	tls      tlsFlags
-	recvOnly bool
-	pipe     bool
-	timeout  time.Duration
+	tls       tlsFlags
+	recvOnly  bool
+	pipe      bool
+	timeout   time.Duration
+	reconnect bool
+	outbox    int
 }
 
 func (a *App) connect(ctx context.Context, args []string) error {
@@ -35,6 +37,8 @@ func (a *App) connect(ctx context.Context, args []string) error {
 	fs.BoolVar(&f.recvOnly, "recv-only", false, "send nothing: print received messages until the hub closes")
 	fs.BoolVar(&f.pipe, "pipe", false, "pipe mode even when standard input is a terminal")
 	fs.DurationVar(&f.timeout, "dial-timeout", 10*time.Second, "give up connecting after this long")
+	fs.BoolVar(&f.reconnect, "reconnect", false, "survive the hub going away: reconnect with backoff, keeping input in a bounded outbox meanwhile (pipe mode)")
+	fs.IntVar(&f.outbox, "outbox", core.DefaultOutbox, "with --reconnect: most messages kept while the hub is away; input waits beyond that")
 	f.tls.register(fs, false)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -53,6 +57,9 @@ func (a *App) connect(ctx context.Context, args []string) error {
 	codec, err := a.lookupCodec(f.codec)
 	if err != nil {
 		return err
+	}
+	if f.reconnect {
+		return a.connectReconnecting(core.WithLogger(ctx, log), &f, tgt, codec)
 	}
 	dctx, cancel := context.WithTimeout(core.WithLogger(ctx, log), f.timeout)
 	conn, err := tgt.Dial(dctx)

@@ -63,7 +63,7 @@ func (a *App) serve(ctx context.Context, args []string) error {
 	fs.Var(&f.socketMode, "socket-mode", "permissions of a unix socket file it creates, in octal")
 	fs.StringVar(&f.socketGroup, "socket-group", "", "group owning a unix socket file it creates (name or number), for shared use with --socket-mode 0660")
 	fs.IntVar(&f.maxConns, "max-conns", core.DefaultMaxConns, "most clients at once; more are refused and logged (0 no limit)")
-	fs.DurationVar(&f.idle, "idle-timeout", 0, "disconnect a client that sends nothing for this long, such as a half-open connection (0 never)")
+	fs.DurationVar(&f.idle, "idle-timeout", 0, "disconnect a client when nothing has moved either way for this long, such as a half-open connection (0 never)")
 	fs.DurationVar(&f.writeTimeout, "write-timeout", 0, "disconnect a client that takes longer than this to take one batch of messages, even while reading slowly (0 no bound)")
 	fs.DurationVar(&f.handshake, "handshake-timeout", core.DefaultHandshakeTimeout, "time a client has to finish a transport handshake (TLS)")
 	fs.StringVar(&f.names, "names", "number", "how peers are named in output and --chat: number (#3) or identity (vm(3), uid=1000,pid=42, cn=alice)")

@@ -6,6 +6,7 @@ package buffer
 import (
 	"errors"
 	"io"
+	"os"
 )
 
 // initialSize is the first allocation; most messages fit in it.
@@ -72,6 +73,14 @@ func (b *Reader) Fill() error {
 		n, err := b.r.Read(b.buf[b.end:])
 		b.end += n
 		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				// A deadline is not the end of the stream: the caller may
+				// extend it and read on, with what is buffered kept.
+				if n > 0 {
+					return nil
+				}
+				return err
+			}
 			b.err = err
 			if n > 0 {
 				return nil
