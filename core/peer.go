@@ -36,7 +36,7 @@ type Peer struct {
 	finished   chan struct{} // closed after OnLeave: the peer is gone
 	dead       chan struct{} // closed by kill
 	killOnce   sync.Once
-	stopping   atomic.Bool // reading stopped by Shutdown
+	stopping   atomic.Bool  // reading stopped by Shutdown
 	lastWrite  atomic.Int64 // unix nanoseconds of the last batch written
 
 	mu         sync.Mutex
