@@ -30,6 +30,8 @@ type Peer struct {
 	name     string
 	identity string
 	log      hclog.Logger
+	chatBuf  []byte // the read loop's buffer for "name: message"
+	bcast    frames // the read loop's broadcast cache
 
 	readerDone chan struct{} // closed when the read loop has stopped
 	writerDone chan struct{} // closed when the write loop has stopped
@@ -41,8 +43,8 @@ type Peer struct {
 
 	mu         sync.Mutex
 	reason     error    // why the peer was killed
-	queue      [][]byte // frames waiting for the write loop
-	spare      [][]byte // the write loop's other queue buffer
+	queue      []*frame // frames waiting for the write loop
+	spare      []*frame // the write loop's other queue buffer
 	queueBytes int      // bytes queued or being written
 	leaving    bool     // out of the room: new frames are dropped
 	draining   bool     // the write loop exits once the queue is empty
@@ -208,10 +210,12 @@ func (p *Peer) readLoop() error {
 	}
 }
 
-// enqueue adds frame f to the peer's queue, waiting while the queue is full.
-// It returns false only when the sender from died or the server closed
-// while waiting; a receiver that left is skipped (true).
-func (p *Peer) enqueue(f []byte, from *Peer) bool {
+// enqueue adds frame f, with the reference the caller holds for this peer,
+// to the peer's queue, waiting while the queue is full. It returns false
+// only when the sender from died or the server closed while waiting; a
+// receiver that left is skipped (true). Either way the reference is taken
+// care of.
+func (p *Peer) enqueue(f *frame, from *Peer) bool {
 	qlen, qbytes := p.srv.QueueLen, p.srv.QueueBytes
 	if qlen <= 0 {
 		qlen = DefaultQueueLen
@@ -227,11 +231,12 @@ func (p *Peer) enqueue(f []byte, from *Peer) bool {
 		p.mu.Lock()
 		if p.leaving {
 			p.mu.Unlock()
+			f.release()
 			return true
 		}
-		if p.queueBytes == 0 || (len(p.queue) < qlen && p.queueBytes+len(f) <= qbytes) {
+		if p.queueBytes == 0 || (len(p.queue) < qlen && p.queueBytes+len(f.buf) <= qbytes) {
 			p.queue = append(p.queue, f)
-			p.queueBytes += len(f)
+			p.queueBytes += len(f.buf)
 			p.mu.Unlock()
 			select {
 			case p.wake <- struct{}{}:
@@ -247,10 +252,13 @@ func (p *Peer) enqueue(f []byte, from *Peer) bool {
 		select {
 		case <-space:
 		case <-p.dead:
+			f.release()
 			return true
 		case <-fromDead:
+			f.release()
 			return false
 		case <-p.srv.done:
+			f.release()
 			return false
 		}
 	}

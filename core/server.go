@@ -271,14 +271,20 @@ func (s *Server) Broadcast(msg []byte) error {
 func (s *Server) broadcast(from *Peer, payload []byte) bool {
 	room := *s.room.Load()
 	n := len(*s.codecList.Load())
-	var encBuf [4][]byte
-	var doneBuf [4]bool
-	m := frames{from: from, payload: payload, enc: encBuf[:0], done: doneBuf[:0]}
-	if n <= len(encBuf) {
-		m.enc, m.done = encBuf[:n], doneBuf[:n]
-	} else {
-		m.enc, m.done = make([][]byte, n), make([]bool, n)
+	// The encodings cache lives in the sender (only its read loop
+	// broadcasts for it), so a broadcast allocates nothing.
+	m := &frames{}
+	if from != nil {
+		m = &from.bcast
 	}
+	m.from, m.payload = from, payload
+	if cap(m.enc) < n {
+		m.enc, m.done = make([]*frame, n), make([]bool, n)
+	}
+	m.enc, m.done = m.enc[:n], m.done[:n]
+	clear(m.enc)
+	clear(m.done)
+	defer m.releaseAll()
 	for _, p := range room {
 		if p == from {
 			continue
@@ -287,6 +293,7 @@ func (s *Server) broadcast(from *Peer, payload []byte) bool {
 		if f == nil {
 			continue
 		}
+		f.hold()
 		if !p.enqueue(f, from) {
 			return false
 		}

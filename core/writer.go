@@ -16,45 +16,57 @@ const batchSize = 64 << 10
 var batchPool = sync.Pool{New: func() any { b := make([]byte, 0, batchSize); return &b }}
 
 // writer writes batches of frames to a connection with as few system calls
-// as it can: small frames are copied together, large ones are passed by
-// reference, and the lot goes out in one vectored write where the connection
-// supports it.
+// as it can: small frames are copied together (and released at once),
+// large ones are passed by reference, and the lot goes out in one vectored
+// write where the connection supports it.
 type writer struct {
 	conn  net.Conn
 	stall time.Duration // 0: no stall detection
 	total time.Duration // 0: no bound on one batch's time
-	bufs  net.Buffers   // reused backing array for the vectored write
+	vec   net.Buffers   // reused backing array for the vectored write
+	out   net.Buffers   // the slice WriteTo consumes (a field: no allocation)
+	held  []*frame      // large frames referenced by vec until written
 }
 
-// write sends every frame of batch and returns the bytes of frames sent. A
-// write that makes no progress for the stall timeout fails with ErrStalled.
-func (w *writer) write(batch [][]byte) (int, error) {
+// write sends every frame of batch, releasing each, and returns the bytes of
+// frames sent. A write that makes no progress for the stall timeout fails
+// with ErrStalled.
+func (w *writer) write(batch []*frame) (int, error) {
 	bp := batchPool.Get().(*[]byte)
 	scratch := (*bp)[:0]
-	bufs := w.bufs[:0]
+	vec := w.vec[:0]
+	held := w.held[:0]
 	total, run := 0, -1
 	for _, f := range batch {
-		total += len(f)
-		if len(f) < smallFrame && len(scratch)+len(f) <= cap(scratch) {
+		total += len(f.buf)
+		if len(f.buf) < smallFrame && len(scratch)+len(f.buf) <= cap(scratch) {
 			if run < 0 {
 				run = len(scratch)
 			}
-			scratch = append(scratch, f...)
+			scratch = append(scratch, f.buf...)
+			f.release()
 			continue
 		}
 		if run >= 0 {
-			bufs = append(bufs, scratch[run:])
+			vec = append(vec, scratch[run:])
 			run = -1
 		}
-		bufs = append(bufs, f)
+		vec = append(vec, f.buf)
+		held = append(held, f)
 	}
 	if run >= 0 {
-		bufs = append(bufs, scratch[run:])
+		vec = append(vec, scratch[run:])
 	}
-	w.bufs = bufs[:0] // keep the backing array: WriteTo consumes its own copy
-	used := len(bufs)
-	err := w.send(&bufs)
-	clear(w.bufs[:used])
+	used := len(vec)
+	w.vec = vec[:0] // keep the backing array: WriteTo consumes the slice it is given
+	w.out = vec
+	err := w.send(&w.out)
+	clear(w.vec[:used])
+	for _, f := range held {
+		f.release()
+	}
+	clear(held)
+	w.held = held[:0]
 	*bp = scratch[:0]
 	batchPool.Put(bp)
 	return total, err

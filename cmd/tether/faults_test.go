@@ -157,7 +157,9 @@ func TestFaultHostileInputs(t *testing.T) {
 	})
 	peak := rssKiB(t, pid, "VmHWM")
 	t.Logf("hub RSS: %d KiB at start, peak %d KiB during 200 hostile connections", base, peak)
-	if peak > 256<<10 {
+	if raceEnabled {
+		t.Log("race-detector build: its shadow memory makes the figure meaningless; not checked")
+	} else if peak > 256<<10 {
 		t.Fatalf("hub peaked at %d KiB under hostile input, want under 256 MiB", peak)
 	}
 	for _, want := range []string{"exceeds the limit of 1048576", "stream ended mid-frame", "--codec line?"} {
