@@ -5,20 +5,18 @@ import (
 	"errors"
 	"io"
 	"net"
-	"sync"
 )
 
 // Client is one connection to a hub (or any peer speaking the same codec).
-// One goroutine may send (Send, Queue, Flush, CloseWrite) while another
-// receives (Receive); each of those two sides is not for concurrent use by
-// itself. Close may be called at any time.
+// One goroutine may send (Send, Queue, Flush, CloseWrite, Shutdown) while
+// another receives (Receive); neither side takes a lock, so neither is for
+// concurrent use by itself. Close may be called at any time.
 type Client struct {
 	conn  net.Conn
 	codec Codec
 	fr    FrameReader
 
-	wmu  sync.Mutex
-	wbuf []byte
+	wbuf []byte // frames queued for the next write (the sending side's alone)
 }
 
 // Dial connects to address over transport t and returns a client speaking
@@ -42,8 +40,6 @@ func (c *Client) Conn() net.Conn { return c.conn }
 
 // Send frames msg and writes it, with anything queued before it, at once.
 func (c *Client) Send(msg []byte) error {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
 	if err := c.queueLocked(msg); err != nil {
 		return err
 	}
@@ -54,8 +50,6 @@ func (c *Client) Send(msg []byte) error {
 // next Send, or CloseWrite) writes it. Queue several messages and flush once
 // to send them in one system call.
 func (c *Client) Queue(msg []byte) error {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
 	if err := c.queueLocked(msg); err != nil {
 		return err
 	}
@@ -67,8 +61,6 @@ func (c *Client) Queue(msg []byte) error {
 
 // Flush writes every queued message.
 func (c *Client) Flush() error {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
 	return c.flushLocked()
 }
 
@@ -112,8 +104,6 @@ func (c *Client) Buffered() int {
 // sent, then end of stream. Receive keeps working until the peer closes.
 // Connections without half-close support are closed whole.
 func (c *Client) CloseWrite() error {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
 	if err := c.flushLocked(); err != nil {
 		return err
 	}

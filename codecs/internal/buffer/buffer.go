@@ -1,16 +1,26 @@
 // Package buffer is the read buffer shared by the built-in codecs: a window
-// over a byte stream that grows on demand up to a fixed maximum and is
-// allocated only when the first read needs it.
+// over a byte stream that grows on demand up to a fixed maximum.
+//
+// An idle connection holds no buffer: when every buffered byte has been
+// consumed the buffer goes back to a pool, and, on sockets, the next read
+// first waits for data to arrive (peeking one byte) before it takes a
+// buffer again. Ten thousand idle connections cost no read buffers at all.
 package buffer
 
 import (
 	"errors"
 	"io"
 	"os"
+	"sync"
+	"syscall"
+	"unsafe"
 )
 
-// initialSize is the first allocation; most messages fit in it.
-const initialSize = 4096
+// poolSize is the size of pooled buffers: large enough that a busy stream
+// of small messages needs one read system call per 64 KiB.
+const poolSize = 64 << 10
+
+var pool = sync.Pool{New: func() any { b := make([]byte, poolSize); return &b }}
 
 // ErrFull is returned by Fill when the window already holds max bytes.
 var ErrFull = errors.New("buffer full")
@@ -18,15 +28,15 @@ var ErrFull = errors.New("buffer full")
 // Reader is a growable read window over an io.Reader.
 type Reader struct {
 	r          io.Reader
+	raw        syscall.RawConn // set when r is a socket: wait for data before taking a buffer
+	rawChecked bool
+	peekFn     func(fd uintptr) bool // made once: a closure per wait would allocate
+	peek       [1]byte
 	buf        []byte
+	pooled     *[]byte // buf came from the pool
 	start, end int
 	max        int
 	err        error // sticky error from r
-}
-
-// New returns a Reader over r whose window never exceeds max bytes.
-func New(r io.Reader, max int) *Reader {
-	return &Reader{r: r, max: max}
 }
 
 // Init sets up a Reader value in place, for embedding without an allocation.
@@ -35,22 +45,24 @@ func (b *Reader) Init(r io.Reader, max int) {
 }
 
 // Buffered returns the bytes read but not yet discarded. The slice is valid
-// until the next call to Fill.
+// until the next call to Fill or Discard.
 func (b *Reader) Buffered() []byte { return b.buf[b.start:b.end] }
 
-// keepSize is the largest buffer kept once empty: a connection that sent
-// one large message does not hold a large buffer for the rest of its life.
-const keepSize = 64 << 10
-
-// Discard drops the first n buffered bytes.
+// Discard drops the first n buffered bytes. Once nothing is buffered, the
+// buffer is given back.
 func (b *Reader) Discard(n int) {
 	b.start += n
 	if b.start == b.end {
 		b.start, b.end = 0, 0
-		if len(b.buf) > keepSize {
-			b.buf = nil
-		}
+		b.giveBack()
 	}
+}
+
+func (b *Reader) giveBack() {
+	if b.pooled != nil {
+		pool.Put(b.pooled)
+	}
+	b.buf, b.pooled = nil, nil
 }
 
 // Err returns the sticky error from the underlying reader, if any.
@@ -58,13 +70,19 @@ func (b *Reader) Err() error { return b.err }
 
 // Fill reads at least one more byte into the window. It returns ErrFull when
 // the window holds max bytes, and the underlying reader's error once the
-// stream is done (io.EOF at a clean end).
+// stream is done (io.EOF at a clean end). A passed read deadline is
+// returned but not kept: the caller may extend it and call again.
 func (b *Reader) Fill() error {
 	if b.err != nil {
 		return b.err
 	}
 	if b.end-b.start >= b.max {
 		return ErrFull
+	}
+	if b.buf == nil {
+		if err := b.waitData(); err != nil {
+			return b.fail(err)
+		}
 	}
 	if b.end == len(b.buf) {
 		b.makeRoom()
@@ -73,19 +91,11 @@ func (b *Reader) Fill() error {
 		n, err := b.r.Read(b.buf[b.end:])
 		b.end += n
 		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				// A deadline is not the end of the stream: the caller may
-				// extend it and read on, with what is buffered kept.
-				if n > 0 {
-					return nil
-				}
-				return err
-			}
-			b.err = err
-			if n > 0 {
+			if n > 0 && !errors.Is(err, os.ErrDeadlineExceeded) {
+				b.err = err
 				return nil
 			}
-			return err
+			return b.fail(err)
 		}
 		if n > 0 {
 			return nil
@@ -93,6 +103,46 @@ func (b *Reader) Fill() error {
 	}
 	b.err = io.ErrNoProgress
 	return b.err
+}
+
+// fail records err unless it is a deadline, and gives the buffer back when
+// it holds nothing.
+func (b *Reader) fail(err error) error {
+	if b.start == b.end {
+		b.giveBack()
+	}
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		b.err = err
+	}
+	return err
+}
+
+// waitData blocks, holding no buffer, until the socket has data (or an
+// error or end of stream) to read. Readers that are not sockets skip it.
+func (b *Reader) waitData() error {
+	if !b.rawChecked {
+		b.rawChecked = true
+		if sc, ok := b.r.(syscall.Conn); ok {
+			if raw, err := sc.SyscallConn(); err == nil {
+				b.raw = raw
+				b.peekFn = func(fd uintptr) bool {
+					// recv(fd, 1 byte, MSG_PEEK), without syscall.Recvfrom's
+					// allocation of the sender's address.
+					_, _, errno := syscall.Syscall6(syscall.SYS_RECVFROM, fd,
+						uintptr(unsafe.Pointer(&b.peek[0])), 1, syscall.MSG_PEEK, 0, 0)
+					return errno != syscall.EAGAIN
+				}
+			}
+		}
+	}
+	if b.raw == nil {
+		return nil
+	}
+	err := b.raw.Read(b.peekFn)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return err
+	}
+	return nil // anything else: the read that follows reports it
 }
 
 // Need fills until at least n bytes are buffered (n <= max).
@@ -105,12 +155,17 @@ func (b *Reader) Need(n int) error {
 	return nil
 }
 
-// makeRoom makes space after end: by moving the buffered bytes to the front,
-// or by growing the buffer (doubling, capped at max).
+// makeRoom makes space after end: by taking a buffer, by moving the
+// buffered bytes to the front, or by growing (doubling, capped at max).
 func (b *Reader) makeRoom() {
 	n := b.end - b.start
 	if b.buf == nil {
-		b.buf = make([]byte, min(initialSize, b.max))
+		if b.max >= poolSize {
+			b.pooled = pool.Get().(*[]byte)
+			b.buf = *b.pooled
+		} else {
+			b.buf = make([]byte, b.max)
+		}
 		return
 	}
 	if b.start > 0 && n < len(b.buf)/2 {
@@ -118,7 +173,7 @@ func (b *Reader) makeRoom() {
 		b.start, b.end = 0, n
 		return
 	}
-	size := min(max(2*len(b.buf), initialSize), b.max)
+	size := min(2*len(b.buf), b.max)
 	if size <= len(b.buf) { // full at max: compact only
 		copy(b.buf, b.buf[b.start:b.end])
 		b.start, b.end = 0, n
@@ -126,6 +181,10 @@ func (b *Reader) makeRoom() {
 	}
 	nb := make([]byte, size)
 	copy(nb, b.buf[b.start:b.end])
+	if b.pooled != nil {
+		pool.Put(b.pooled)
+		b.pooled = nil
+	}
 	b.buf = nb
 	b.start, b.end = 0, n
 }
