@@ -2,9 +2,11 @@
 // over a byte stream that grows on demand up to a fixed maximum.
 //
 // An idle connection holds no buffer: when every buffered byte has been
-// consumed the buffer goes back to a pool, and, on sockets, the next read
-// first waits for data to arrive (peeking one byte) before it takes a
-// buffer again. Ten thousand idle connections cost no read buffers at all.
+// consumed the buffer goes back to a pool, and on sockets the read is done
+// through the socket's RawConn so that the buffer is given back while the
+// reader waits for data, and taken again only when data is there. Ten
+// thousand idle connections cost no read buffers at all, and a busy one
+// still reads with one system call.
 package buffer
 
 import (
@@ -13,7 +15,6 @@ import (
 	"os"
 	"sync"
 	"syscall"
-	"unsafe"
 )
 
 // poolSize is the size of pooled buffers: large enough that a busy stream
@@ -28,10 +29,11 @@ var ErrFull = errors.New("buffer full")
 // Reader is a growable read window over an io.Reader.
 type Reader struct {
 	r          io.Reader
-	raw        syscall.RawConn // set when r is a socket: wait for data before taking a buffer
+	raw        syscall.RawConn // set when r is a socket: read without holding a buffer while waiting
 	rawChecked bool
-	peekFn     func(fd uintptr) bool // made once: a closure per wait would allocate
-	peek       [1]byte
+	readFn     func(fd uintptr) bool // made once: a closure per read would allocate
+	rn         int                   // the result of readFn's read
+	rerr       error
 	buf        []byte
 	pooled     *[]byte // buf came from the pool
 	start, end int
@@ -79,12 +81,13 @@ func (b *Reader) Fill() error {
 	if b.end-b.start >= b.max {
 		return ErrFull
 	}
-	if b.buf == nil {
-		if err := b.waitData(); err != nil {
-			return b.fail(err)
-		}
+	if !b.rawChecked {
+		b.initRaw()
 	}
-	if b.end == len(b.buf) {
+	if b.raw != nil {
+		return b.fillRaw()
+	}
+	if b.buf == nil || b.end == len(b.buf) {
 		b.makeRoom()
 	}
 	for tries := 0; tries < 100; tries++ {
@@ -117,32 +120,56 @@ func (b *Reader) fail(err error) error {
 	return err
 }
 
-// waitData blocks, holding no buffer, until the socket has data (or an
-// error or end of stream) to read. Readers that are not sockets skip it.
-func (b *Reader) waitData() error {
-	if !b.rawChecked {
-		b.rawChecked = true
-		if sc, ok := b.r.(syscall.Conn); ok {
-			if raw, err := sc.SyscallConn(); err == nil {
-				b.raw = raw
-				b.peekFn = func(fd uintptr) bool {
-					// recv(fd, 1 byte, MSG_PEEK), without syscall.Recvfrom's
-					// allocation of the sender's address.
-					_, _, errno := syscall.Syscall6(syscall.SYS_RECVFROM, fd,
-						uintptr(unsafe.Pointer(&b.peek[0])), 1, syscall.MSG_PEEK, 0, 0)
-					return errno != syscall.EAGAIN
+func (b *Reader) initRaw() {
+	b.rawChecked = true
+	sc, ok := b.r.(syscall.Conn)
+	if !ok {
+		return
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return
+	}
+	b.raw = raw
+	b.readFn = func(fd uintptr) bool {
+		if b.buf == nil || b.end == len(b.buf) {
+			b.makeRoom()
+		}
+		for {
+			n, err := syscall.Read(int(fd), b.buf[b.end:])
+			switch err {
+			case syscall.EINTR:
+				continue
+			case syscall.EAGAIN:
+				if b.start == b.end {
+					b.giveBack() // hold nothing while waiting
 				}
+				return false
+			case nil:
+				b.rn = n
+			default:
+				b.rerr = os.NewSyscallError("read", err)
 			}
+			return true
 		}
 	}
-	if b.raw == nil {
-		return nil
+}
+
+// fillRaw reads through the socket's RawConn: one read when data is there;
+// otherwise it waits in the poller holding no buffer.
+func (b *Reader) fillRaw() error {
+	b.rn, b.rerr = 0, nil
+	if err := b.raw.Read(b.readFn); err != nil {
+		return b.fail(err) // a passed deadline, or the connection closed
 	}
-	err := b.raw.Read(b.peekFn)
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		return err
+	if b.rerr != nil {
+		return b.fail(b.rerr)
 	}
-	return nil // anything else: the read that follows reports it
+	if b.rn == 0 {
+		return b.fail(io.EOF)
+	}
+	b.end += b.rn
+	return nil
 }
 
 // Need fills until at least n bytes are buffered (n <= max).
