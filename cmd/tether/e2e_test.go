@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -429,4 +430,35 @@ func TestAccessControlAndLimits(t *testing.T) {
 	}
 	// The two silent clients are idle past 300 ms: disconnected, with the figure.
 	waitFor(t, "idle disconnects", func() bool { return strings.Count(hub2.Stdout.String(), "idle timeout of 300ms exceeded") == 2 })
+}
+
+func TestBenchReports(t *testing.T) {
+	for _, args := range [][]string{
+		{"bench", "--duration", "300ms", "--json"},
+		{"bench", "--transport", "tcp", "--codec", "length", "--size", "1024", "--clients", "3", "--duration", "300ms", "--json"},
+	} {
+		out, errOut, code := run(t, "", args...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, errOut)
+		}
+		var report struct {
+			Results []struct {
+				Test           string
+				Messages       int64
+				MsgsPerSec     float64 `json:"msgs_per_sec"`
+				DeliveriesPerS float64 `json:"deliveries_per_sec"`
+				P99            float64 `json:"p99_us"`
+			}
+		}
+		if err := json.Unmarshal([]byte(out), &report); err != nil {
+			t.Fatalf("%v: output is not JSON: %v\n%s", args, err, out)
+		}
+		if len(report.Results) != 3 || report.Results[0].MsgsPerSec <= 0 || report.Results[1].P99 <= 0 || report.Results[2].DeliveriesPerS <= 0 {
+			t.Fatalf("%v: incomplete figures: %+v", args, report.Results)
+		}
+	}
+	_, errOut, code := run(t, "", "bench", "--transport", "vsock")
+	if code != 2 || !strings.Contains(errOut, "give --addr") {
+		t.Fatalf("bench on vsock without --addr: exit %d, %q; want a refusal asking for --addr", code, errOut)
+	}
 }

@@ -92,6 +92,8 @@ func (a *App) Run(ctx context.Context, args []string) int {
 		err = a.serve(ctx, args[1:])
 	case "connect":
 		err = a.connect(ctx, args[1:])
+	case "bench":
+		err = a.bench(ctx, args[1:])
 	case "doctor":
 		err = a.doctor(ctx, args[1:])
 	case "version":
@@ -99,7 +101,7 @@ func (a *App) Run(ctx context.Context, args []string) int {
 	case "help", "-h", "--help", "-help":
 		a.usage(a.Stdout)
 	default:
-		err = usagef("unknown command %q; commands: serve, connect, doctor, version, help", args[0])
+		err = usagef("unknown command %q; commands: serve, connect, bench, doctor, version, help", args[0])
 	}
 	return a.exitCode(err)
 }
@@ -126,6 +128,7 @@ func (a *App) usage(w io.Writer) {
 Usage:
   %[1]s serve   [flags]   run a hub: every message a client sends reaches every other client
   %[1]s connect [flags]   chat with a hub in a terminal, or pipe standard input and output through it
+  %[1]s bench   [flags]   measure a link through a hub: throughput, round-trip latency, fan-out
   %[1]s doctor  [flags]   say what this machine supports (vsock, hybrid vsock, unix limits); dials nothing
   %[1]s version
   %[1]s help

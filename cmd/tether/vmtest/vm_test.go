@@ -315,3 +315,20 @@ func TestVMChatExample(t *testing.T) {
 		t.Fatalf("guest side exit %d: %s", code, g.Stderr)
 	}
 }
+
+// TestBenchOverVsockLoopback runs tether bench through a hub on vsock.
+func TestBenchOverVsockLoopback(t *testing.T) {
+	bin := role(t, "loopback")
+	hub := proctest.Start(t, bin, nil, "serve", "--addr", "vsock://any:7100", "--quiet")
+	proctest.WaitFor(t, "the hub", 20*time.Second, func() bool { return strings.Contains(hub.Stderr.String(), "serving") })
+	out, errOut, code := proctest.Run(t, bin, "", "bench", "--addr", "vsock://local:7100", "--duration", "500ms", "--clients", "4")
+	if code != 0 {
+		t.Fatalf("bench: exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{"point-to-point", "round trip", "fan-out"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("bench output lacks %q:\n%s", want, out)
+		}
+	}
+	t.Logf("\n%s", out)
+}
