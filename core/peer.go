@@ -49,7 +49,13 @@ type Peer struct {
 	leaving    bool     // out of the room: new frames are dropped
 	draining   bool     // the write loop exits once the queue is empty
 	space      chan struct{}
-	wake       chan struct{}
+	writing    bool          // a write loop runs; it exits after writerLinger with nothing to do
+	wake       chan struct{} // tells a waiting write loop that the queue has frames
+	idle       *time.Timer   // the write loop's linger timer, reused
+
+	w          writer    // the write loop's state, kept between runs
+	writeFn    func()    // p.writeLoop, bound once: "go p.writeLoop()" would allocate each time
+	writerOnce sync.Once // closes writerDone
 }
 
 func newPeer(s *Server, conn net.Conn, c Codec, idx int, id uint64) *Peer {
@@ -63,6 +69,8 @@ func newPeer(s *Server, conn net.Conn, c Codec, idx int, id uint64) *Peer {
 		wake:       make(chan struct{}, 1),
 	}
 	p.log = s.logger.With("peer", p.name, "remote", remoteString(conn), "codec", c.Name())
+	p.w = writer{conn: conn, stall: s.stallTimeout(), total: s.WriteTimeout}
+	p.writeFn = p.writeLoop
 	return p
 }
 
@@ -107,11 +115,10 @@ func (p *Peer) run() {
 		delete(p.srv.peers, p)
 		p.srv.mu.Unlock()
 		close(p.readerDone)
-		close(p.writerDone)
+		p.finishWriter()
 		close(p.finished)
 		return
 	}
-	go p.writeLoop()
 	p.log.Info("joined")
 	if p.srv.OnJoin != nil {
 		p.srv.OnJoin(p)
@@ -237,11 +244,8 @@ func (p *Peer) enqueue(f *frame, from *Peer) bool {
 		if p.queueBytes == 0 || (len(p.queue) < qlen && p.queueBytes+len(f.buf) <= qbytes) {
 			p.queue = append(p.queue, f)
 			p.queueBytes += len(f.buf)
+			p.startWriterLocked()
 			p.mu.Unlock()
-			select {
-			case p.wake <- struct{}{}:
-			default:
-			}
 			return true
 		}
 		if p.space == nil {
@@ -264,32 +268,66 @@ func (p *Peer) enqueue(f *frame, from *Peer) bool {
 	}
 }
 
+// writerLinger is how long a write loop waits for more work before it
+// exits: a busy peer keeps its writer, an idle one has no goroutine for it.
+const writerLinger = time.Second
+
+// startWriterLocked starts a write loop unless one runs, or wakes it.
+func (p *Peer) startWriterLocked() {
+	if !p.writing {
+		p.writing = true
+		go p.writeFn()
+		return
+	}
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// finishWriter marks the writing side done for good.
+func (p *Peer) finishWriter() { p.writerOnce.Do(func() { close(p.writerDone) }) }
+
 // writeLoop sends queued frames, many per system call, and flushes whenever
-// the queue is empty: no timer, no added latency.
+// the queue is empty: no timer on the data, no added latency. With nothing
+// to do for writerLinger it returns; a draining peer's connection is closed
+// once its queue is empty.
 func (p *Peer) writeLoop() {
-	defer close(p.writerDone)
-	w := writer{conn: p.conn, stall: p.srv.stallTimeout(), total: p.srv.WriteTimeout}
 	for {
 		p.mu.Lock()
-		for len(p.queue) == 0 {
+		if len(p.queue) == 0 {
 			if p.draining {
 				p.mu.Unlock()
 				p.closeGracefully()
+				p.finishWriter()
 				return
+			}
+			if p.idle == nil {
+				p.idle = time.NewTimer(writerLinger)
+			} else {
+				p.idle.Reset(writerLinger)
 			}
 			p.mu.Unlock()
 			select {
 			case <-p.wake:
+				continue
 			case <-p.dead:
-				return
+			case <-p.idle.C:
 			}
 			p.mu.Lock()
+			if len(p.queue) == 0 && !p.draining {
+				p.writing = false
+				p.mu.Unlock()
+				return
+			}
+			p.mu.Unlock()
+			continue
 		}
 		batch := p.queue
 		p.queue = p.spare[:0]
 		p.mu.Unlock()
 
-		n, err := w.write(batch)
+		n, err := p.w.write(batch)
 		if p.srv.IdleTimeout > 0 {
 			p.lastWrite.Store(time.Now().UnixNano())
 		}
@@ -305,9 +343,10 @@ func (p *Peer) writeLoop() {
 		p.mu.Unlock()
 		if err != nil {
 			if errors.Is(err, ErrStalled) {
-				err = &StallError{Timeout: w.stall.String(), Queued: queued + len(batch)}
+				err = &StallError{Timeout: p.w.stall.String(), Queued: queued + len(batch)}
 			}
 			p.kill(err)
+			p.finishWriter()
 			return
 		}
 	}
@@ -333,8 +372,8 @@ func (p *Peer) leave() {
 	p.mu.Lock()
 	p.leaving = true
 	p.draining = true
+	p.startWriterLocked()
 	p.mu.Unlock()
-	p.wakeWriter()
 }
 
 // stopReading makes the read loop stop at once (Shutdown).
@@ -347,15 +386,8 @@ func (p *Peer) stopReading() {
 func (p *Peer) drain() {
 	p.mu.Lock()
 	p.draining = true
+	p.startWriterLocked()
 	p.mu.Unlock()
-	p.wakeWriter()
-}
-
-func (p *Peer) wakeWriter() {
-	select {
-	case p.wake <- struct{}{}:
-	default:
-	}
 }
 
 // kill closes the connection at once; err is the reason logged and reported.
@@ -368,6 +400,11 @@ func (p *Peer) kill(err error) {
 		p.mu.Unlock()
 		close(p.dead)
 		p.conn.Close()
+		p.mu.Lock()
+		if !p.writing {
+			p.finishWriter() // no write loop runs to do it
+		}
+		p.mu.Unlock()
 	})
 }
 

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	crand "crypto/rand"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,6 +34,26 @@ func faults(t *testing.T) {
 // runHelper is a child process for faults that need one of their own: it
 // connects and does one bad thing, then waits to be killed.
 func runHelper(kind, addr string) {
+	if kind == "idle" {
+		n, _ := strconv.Atoi(os.Getenv("TETHER_FAULT_N"))
+		var conns []net.Conn
+		for range n {
+			c, err := net.Dial("unix", addr)
+			for tries := 0; errors.Is(err, syscall.EAGAIN) && tries < 1000; tries++ {
+				time.Sleep(time.Millisecond) // the listen backlog is full: let the hub accept
+				c, err = net.Dial("unix", addr)
+			}
+			if err != nil {
+				fmt.Println("dial:", err)
+				os.Exit(3)
+			}
+			conns = append(conns, c)
+		}
+		fmt.Println("ready")
+		time.Sleep(time.Hour)
+		runtime.KeepAlive(conns) // unreachable conns would be closed by their finalizers
+		return
+	}
 	c, err := net.Dial("unix", addr)
 	if err != nil {
 		os.Exit(3)
@@ -403,4 +425,44 @@ func TestFaultGracefulShutdownUnderLoad(t *testing.T) {
 		}
 	}
 	t.Logf("the hub accepted %d messages before SIGTERM; all 3 receivers got all of them", total)
+}
+
+// TestIdleMemory10k: 10,000 idle clients on one hub. Each costs the hub at
+// most 8 KiB, and all of them together less than 100 MiB.
+func TestIdleMemory10k(t *testing.T) {
+	faults(t)
+	const n = 10000
+	sock := sockPath(t)
+	hub := startHub(t, "--addr", sock, "--max-conns", "0", "--quiet")
+	pid := hub.Cmd.Process.Pid
+	time.Sleep(200 * time.Millisecond)
+	before := rssKiB(t, pid, "VmRSS")
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), "TETHER_FAULT_HELPER=idle", "TETHER_FAULT_ADDR="+sock, "TETHER_FAULT_N="+strconv.Itoa(n))
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	buf := make([]byte, 64)
+	if k, _ := out.Read(buf); !strings.HasPrefix(string(buf[:k]), "ready") {
+		t.Fatalf("helper: %q", buf[:k])
+	}
+	proctest.WaitFor(t, "every client in the room", 60*time.Second, func() bool {
+		return strings.Count(hub.Stdout.String(), "connected (") == n
+	})
+	time.Sleep(500 * time.Millisecond)
+	after := rssKiB(t, pid, "VmRSS")
+	per := float64(after-before) * 1024 / n
+	t.Logf("hub RSS %d KiB with no clients, %d KiB with %d idle clients: %.0f bytes per idle connection", before, after, n, per)
+	if raceEnabled {
+		t.Log("race-detector build: not checked")
+		return
+	}
+	if per > 8<<10 {
+		t.Errorf("%.0f bytes per idle connection, want at most 8 KiB", per)
+	}
+	if after > 100<<10 {
+		t.Errorf("hub at %d KiB with %d idle clients, want under 100 MiB", after, n)
+	}
 }
