@@ -29,7 +29,6 @@ type Peer struct {
 	id       uint64
 	name     string
 	identity string
-	log      hclog.Logger
 	chatBuf  []byte // the read loop's buffer for "name: message"
 	bcast    frames // the read loop's broadcast cache
 
@@ -68,7 +67,6 @@ func newPeer(s *Server, conn net.Conn, c Codec, idx int, id uint64) *Peer {
 		dead:       make(chan struct{}),
 		wake:       make(chan struct{}, 1),
 	}
-	p.log = s.logger.With("peer", p.name, "remote", remoteString(conn), "codec", c.Name())
 	p.w = writer{conn: conn, stall: s.stallTimeout(), total: s.WriteTimeout}
 	p.writeFn = p.writeLoop
 	return p
@@ -79,6 +77,17 @@ func remoteString(c net.Conn) string {
 		return a.String()
 	}
 	return c.LocalAddr().Network()
+}
+
+// logger returns the peer's logger with its fixed pairs. It is made when
+// needed, not kept: ten thousand idle peers should not hold ten thousand
+// loggers.
+func (p *Peer) logger() hclog.Logger {
+	args := []any{"peer", p.name, "remote", remoteString(p.conn), "codec", p.codec.Name()}
+	if p.identity != "" {
+		args = append(args, "identity", p.identity)
+	}
+	return p.srv.logger.With(args...)
 }
 
 // ID returns the peer's number, unique within its server.
@@ -108,7 +117,7 @@ func (p *Peer) run() {
 	defer p.srv.wg.Done()
 	if err := p.admit(); err != nil {
 		if !errors.Is(err, ErrServerClosed) {
-			p.log.Warn("refused", "error", err)
+			p.logger().Warn("refused", "error", err)
 		}
 		p.conn.Close()
 		p.srv.mu.Lock()
@@ -119,7 +128,7 @@ func (p *Peer) run() {
 		close(p.finished)
 		return
 	}
-	p.log.Info("joined")
+	p.logger().Info("joined")
 	if p.srv.OnJoin != nil {
 		p.srv.OnJoin(p)
 	}
@@ -142,9 +151,9 @@ func (p *Peer) run() {
 	reason := p.killReason()
 	switch {
 	case reason == nil || errors.Is(reason, ErrServerClosed):
-		p.log.Info("left")
+		p.logger().Info("left")
 	default:
-		p.log.Warn("disconnected", "error", reason)
+		p.logger().Warn("disconnected", "error", reason)
 	}
 	if p.srv.OnLeave != nil {
 		p.srv.OnLeave(p, reason)
@@ -173,7 +182,6 @@ func (p *Peer) admit() error {
 	if p.srv.NameByIdentity {
 		p.name = p.identity
 	}
-	p.log = p.log.With("identity", p.identity)
 	if p.srv.Admit != nil {
 		if err := p.srv.Admit(p); err != nil {
 			return err
