@@ -1,37 +1,19 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/tetherkit/tether/cmd/tether/internal/proctest"
 	"github.com/tetherkit/tether/codecs/line"
 	"github.com/tetherkit/tether/core"
 	"github.com/tetherkit/tether/transports/unix"
 )
-
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestTerminalChat drives the interactive mode: a "->" prompt, messages from
 // others shown as they come, and "bye" ending the chat.
@@ -49,7 +31,7 @@ func TestTerminalChat(t *testing.T) {
 	t.Cleanup(func() { srv.Close() })
 
 	in, typing := io.Pipe()
-	out := &lockedBuf{}
+	out := &proctest.Buffer{}
 	app := New()
 	app.Stdin, app.Stdout, app.Stderr = in, out, io.Discard
 	app.IsTerminal = func() bool { return true }

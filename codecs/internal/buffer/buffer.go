@@ -87,7 +87,7 @@ func (b *Reader) Fill() error {
 	if b.raw != nil {
 		return b.fillRaw()
 	}
-	if b.buf == nil || b.end == len(b.buf) {
+	if b.needRoom() {
 		b.makeRoom()
 	}
 	for tries := 0; tries < 100; tries++ {
@@ -132,7 +132,7 @@ func (b *Reader) initRaw() {
 	}
 	b.raw = raw
 	b.readFn = func(fd uintptr) bool {
-		if b.buf == nil || b.end == len(b.buf) {
+		if b.needRoom() {
 			b.makeRoom()
 		}
 		for {
@@ -172,6 +172,20 @@ func (b *Reader) fillRaw() error {
 	return nil
 }
 
+// minRead is the least free space a read is given when the window can make
+// it: reading the last few bytes of a buffer one system call at a time is
+// what makes a framing layer slow.
+const minRead = 8 << 10
+
+// needRoom reports whether to compact or grow before reading.
+func (b *Reader) needRoom() bool {
+	if b.buf == nil {
+		return true
+	}
+	free := len(b.buf) - b.end
+	return free == 0 || free < minRead && (b.start > 0 || len(b.buf) < b.max)
+}
+
 // Need fills until at least n bytes are buffered (n <= max).
 func (b *Reader) Need(n int) error {
 	for b.end-b.start < n {
@@ -200,7 +214,10 @@ func (b *Reader) makeRoom() {
 		b.start, b.end = 0, n
 		return
 	}
-	size := min(2*len(b.buf), b.max)
+	// Grow at least fourfold past the pooled size: with room for several
+	// large frames, the partial frame left at the end is moved to the
+	// front once every few frames rather than after each.
+	size := min(max(2*len(b.buf), 4*poolSize), b.max)
 	if size <= len(b.buf) { // full at max: compact only
 		copy(b.buf, b.buf[b.start:b.end])
 		b.start, b.end = 0, n
