@@ -16,7 +16,9 @@ type Client struct {
 	codec Codec
 	fr    FrameReader
 
-	wbuf []byte // frames queued for the next write (the sending side's alone)
+	wbuf []byte      // frames queued for the next write (the sending side's alone)
+	vec  net.Buffers // for writing a large message in place
+	out  net.Buffers // the copy of vec that WriteTo consumes
 }
 
 // Dial connects to address over transport t and returns a client speaking
@@ -64,7 +66,23 @@ func (c *Client) Flush() error {
 	return c.flushLocked()
 }
 
+// bigMessage is the size from which a message is written from where it lies
+// (header, message, trailer in one vectored write) rather than copied.
+const bigMessage = 32 << 10
+
 func (c *Client) queueLocked(msg []byte) error {
+	if sp, ok := c.codec.(FrameSplitter); ok && len(msg) >= bigMessage {
+		head, trailer, err := sp.SplitFrame(c.wbuf, msg)
+		if err != nil {
+			return err
+		}
+		c.vec = append(c.vec[:0], head, msg, trailer)
+		c.out = c.vec
+		_, err = c.out.WriteTo(c.conn)
+		clear(c.vec[:3])
+		c.wbuf = head[:0]
+		return err
+	}
 	b, err := c.codec.AppendFrame(c.wbuf, msg)
 	if err != nil {
 		return err

@@ -51,3 +51,14 @@ func LimitOrDefault(maxFrame int) int {
 type Buffered interface {
 	Buffered() int
 }
+
+// FrameSplitter is an optional interface of a [Codec]: it frames msg as a
+// header appended to dst and a trailer, without copying msg, so that a
+// large message can be written from where it lies (header, msg and trailer
+// in one vectored write). Both built-in codecs implement it.
+type FrameSplitter interface {
+	// SplitFrame appends the bytes that go before msg to dst and returns
+	// them with the bytes that go after it (a slice the caller must not
+	// change), or an error as AppendFrame would.
+	SplitFrame(dst, msg []byte) (head, trailer []byte, err error)
+}

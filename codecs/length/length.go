@@ -40,6 +40,14 @@ func (Codec) AppendFrame(dst, msg []byte) ([]byte, error) {
 	return append(dst, msg...), nil
 }
 
+// SplitFrame appends the 4-byte length of msg to dst; there is no trailer.
+func (Codec) SplitFrame(dst, msg []byte) ([]byte, []byte, error) {
+	if uint64(len(msg)) > math.MaxUint32 {
+		return dst, nil, fmt.Errorf("length codec: message of %d bytes exceeds 4 GiB - 1: %w", len(msg), core.ErrUnrepresentable)
+	}
+	return binary.BigEndian.AppendUint32(dst, uint32(len(msg))), nil, nil
+}
+
 // NewReader returns a reader of frames from r whose announced length is
 // checked against maxFrame before any byte of the body is buffered.
 func (Codec) NewReader(r io.Reader, maxFrame int) core.FrameReader {

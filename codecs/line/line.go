@@ -44,6 +44,23 @@ func (Codec) AppendFrame(dst, msg []byte) ([]byte, error) {
 	return append(dst, '\n'), nil
 }
 
+var (
+	lf   = []byte{'\n'}
+	crlf = []byte{'\r', '\n'}
+)
+
+// SplitFrame checks msg and returns dst unchanged (a line has no header) and
+// the line ending that follows msg.
+func (Codec) SplitFrame(dst, msg []byte) ([]byte, []byte, error) {
+	if bytes.IndexByte(msg, '\n') >= 0 {
+		return dst, nil, fmt.Errorf("line codec: message of %d bytes contains a newline: %w", len(msg), core.ErrUnrepresentable)
+	}
+	if len(msg) > 0 && msg[len(msg)-1] == '\r' {
+		return dst, crlf, nil
+	}
+	return dst, lf, nil
+}
+
 // NewReader returns a reader of lines from r, each at most maxFrame bytes
 // (not counting the line ending).
 func (Codec) NewReader(r io.Reader, maxFrame int) core.FrameReader {

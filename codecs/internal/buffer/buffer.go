@@ -21,7 +21,22 @@ import (
 // of small messages needs one read system call per 64 KiB.
 const poolSize = 64 << 10
 
-var pool = sync.Pool{New: func() any { b := make([]byte, poolSize); return &b }}
+// bigSize is the second pooled size, for streams of large frames.
+const bigSize = 4 * poolSize
+
+var (
+	pool    = sync.Pool{New: func() any { b := make([]byte, poolSize); return &b }}
+	bigPool = sync.Pool{New: func() any { b := make([]byte, bigSize); return &b }}
+)
+
+// put returns a pooled buffer to the pool of its size.
+func put(p *[]byte) {
+	if len(*p) == bigSize {
+		bigPool.Put(p)
+	} else {
+		pool.Put(p)
+	}
+}
 
 // ErrFull is returned by Fill when the window already holds max bytes.
 var ErrFull = errors.New("buffer full")
@@ -36,6 +51,7 @@ type Reader struct {
 	rerr       error
 	buf        []byte
 	pooled     *[]byte // buf came from the pool
+	big        bool    // the stream has needed a big buffer: take one at once
 	start, end int
 	max        int
 	err        error // sticky error from r
@@ -62,7 +78,7 @@ func (b *Reader) Discard(n int) {
 
 func (b *Reader) giveBack() {
 	if b.pooled != nil {
-		pool.Put(b.pooled)
+		put(b.pooled)
 	}
 	b.buf, b.pooled = nil, nil
 }
@@ -201,7 +217,10 @@ func (b *Reader) Need(n int) error {
 func (b *Reader) makeRoom() {
 	n := b.end - b.start
 	if b.buf == nil {
-		if b.max >= poolSize {
+		if b.big && b.max >= bigSize {
+			b.pooled = bigPool.Get().(*[]byte)
+			b.buf = *b.pooled
+		} else if b.max >= poolSize {
 			b.pooled = pool.Get().(*[]byte)
 			b.buf = *b.pooled
 		} else {
@@ -217,18 +236,25 @@ func (b *Reader) makeRoom() {
 	// Grow at least fourfold past the pooled size: with room for several
 	// large frames, the partial frame left at the end is moved to the
 	// front once every few frames rather than after each.
-	size := min(max(2*len(b.buf), 4*poolSize), b.max)
+	size := min(max(2*len(b.buf), bigSize), b.max)
 	if size <= len(b.buf) { // full at max: compact only
 		copy(b.buf, b.buf[b.start:b.end])
 		b.start, b.end = 0, n
 		return
 	}
-	nb := make([]byte, size)
+	var nb []byte
+	var np *[]byte
+	b.big = true
+	if size == bigSize {
+		np = bigPool.Get().(*[]byte)
+		nb = *np
+	} else {
+		nb = make([]byte, size)
+	}
 	copy(nb, b.buf[b.start:b.end])
 	if b.pooled != nil {
-		pool.Put(b.pooled)
-		b.pooled = nil
+		put(b.pooled)
 	}
-	b.buf = nb
+	b.buf, b.pooled = nb, np
 	b.start, b.end = 0, n
 }
