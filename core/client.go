@@ -71,7 +71,23 @@ func (c *Client) Flush() error {
 const bigMessage = 32 << 10
 
 func (c *Client) queueLocked(msg []byte) error {
-	if sp, ok := c.codec.(FrameSplitter); ok && len(msg) >= bigMessage {
+	if len(msg) >= bigMessage {
+		if sp, ok := c.codec.(FrameSplitter); ok {
+			return c.writeInPlace(sp, msg)
+		}
+	}
+	b, err := c.codec.AppendFrame(c.wbuf, msg)
+	if err != nil {
+		return err
+	}
+	c.wbuf = b
+	return nil
+}
+
+// writeInPlace writes what is queued, the header, msg and the trailer in
+// one vectored write, without copying msg.
+func (c *Client) writeInPlace(sp FrameSplitter, msg []byte) error {
+	{
 		head, trailer, err := sp.SplitFrame(c.wbuf, msg)
 		if err != nil {
 			return err
@@ -83,12 +99,6 @@ func (c *Client) queueLocked(msg []byte) error {
 		c.wbuf = head[:0]
 		return err
 	}
-	b, err := c.codec.AppendFrame(c.wbuf, msg)
-	if err != nil {
-		return err
-	}
-	c.wbuf = b
-	return nil
 }
 
 func (c *Client) flushLocked() error {
