@@ -32,23 +32,9 @@ func init() { core.Codecs.Register(Codec{}) }
 // Name returns "line".
 func (Codec) Name() string { return Name }
 
-// hasNewline reports whether msg holds a '\n'; short messages are scanned
-// inline, where the call into the vectorised search costs more than it saves.
-func hasNewline(msg []byte) bool {
-	if len(msg) < 32 {
-		for _, c := range msg {
-			if c == '\n' {
-				return true
-			}
-		}
-		return false
-	}
-	return bytes.IndexByte(msg, '\n') >= 0
-}
-
 // AppendFrame appends msg and "\n" to dst ("\r\n" when msg ends in "\r").
 func (Codec) AppendFrame(dst, msg []byte) ([]byte, error) {
-	if hasNewline(msg) {
+	if bytes.IndexByte(msg, '\n') >= 0 {
 		return dst, fmt.Errorf("line codec: message of %d bytes contains a newline: %w", len(msg), core.ErrUnrepresentable)
 	}
 	dst = append(dst, msg...)
@@ -66,7 +52,7 @@ var (
 // SplitFrame checks msg and returns dst unchanged (a line has no header) and
 // the line ending that follows msg.
 func (Codec) SplitFrame(dst, msg []byte) ([]byte, []byte, error) {
-	if hasNewline(msg) {
+	if bytes.IndexByte(msg, '\n') >= 0 {
 		return dst, nil, fmt.Errorf("line codec: message of %d bytes contains a newline: %w", len(msg), core.ErrUnrepresentable)
 	}
 	if len(msg) > 0 && msg[len(msg)-1] == '\r' {
