@@ -320,26 +320,30 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, p := range peers {
 		p.stopReading()
 	}
-	for _, p := range peers {
-		select {
-		case <-p.readerDone:
-		case <-ctx.Done():
-			s.Close()
-			return ctx.Err()
-		}
+	if err := waitEach(ctx, peers, func(p *Peer) <-chan struct{} { return p.readerDone }); err != nil {
+		s.Close()
+		return err
 	}
 	for _, p := range peers {
 		p.drain()
 	}
+	if err := waitEach(ctx, peers, func(p *Peer) <-chan struct{} { return p.finished }); err != nil {
+		s.Close()
+		return err
+	}
+	s.Close()
+	return nil
+}
+
+// waitEach waits for the channel done(p) of every peer, or for ctx to end.
+func waitEach(ctx context.Context, peers []*Peer, done func(*Peer) <-chan struct{}) error {
 	for _, p := range peers {
 		select {
-		case <-p.finished:
+		case <-done(p):
 		case <-ctx.Done():
-			s.Close()
 			return ctx.Err()
 		}
 	}
-	s.Close()
 	return nil
 }
 
