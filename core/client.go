@@ -42,35 +42,16 @@ func (c *Client) Conn() net.Conn { return c.conn }
 
 // Send frames msg and writes it, with anything queued before it, at once.
 func (c *Client) Send(msg []byte) error {
-	if err := c.queueLocked(msg); err != nil {
+	if err := c.Queue(msg); err != nil {
 		return err
 	}
-	return c.flushLocked()
+	return c.flush()
 }
 
 // Queue frames msg into the send buffer without writing it; Flush (or the
 // next Send, or CloseWrite) writes it. Queue several messages and flush once
 // to send them in one system call.
 func (c *Client) Queue(msg []byte) error {
-	if err := c.queueLocked(msg); err != nil {
-		return err
-	}
-	if len(c.wbuf) >= batchSize {
-		return c.flushLocked()
-	}
-	return nil
-}
-
-// Flush writes every queued message.
-func (c *Client) Flush() error {
-	return c.flushLocked()
-}
-
-// bigMessage is the size from which a message is written from where it lies
-// (header, message, trailer in one vectored write) rather than copied.
-const bigMessage = 32 << 10
-
-func (c *Client) queueLocked(msg []byte) error {
 	if len(msg) >= bigMessage {
 		if sp, ok := c.codec.(FrameSplitter); ok {
 			return c.writeInPlace(sp, msg)
@@ -81,8 +62,20 @@ func (c *Client) queueLocked(msg []byte) error {
 		return err
 	}
 	c.wbuf = b
+	if len(b) >= batchSize {
+		return c.flush()
+	}
 	return nil
 }
+
+// Flush writes every queued message.
+func (c *Client) Flush() error {
+	return c.flush()
+}
+
+// bigMessage is the size from which a message is written from where it lies
+// (header, message, trailer in one vectored write) rather than copied.
+const bigMessage = 32 << 10
 
 // writeInPlace writes what is queued, the header, msg and the trailer in
 // one vectored write, without copying msg.
@@ -101,7 +94,7 @@ func (c *Client) writeInPlace(sp FrameSplitter, msg []byte) error {
 	}
 }
 
-func (c *Client) flushLocked() error {
+func (c *Client) flush() error {
 	if len(c.wbuf) == 0 {
 		return nil
 	}
@@ -132,7 +125,7 @@ func (c *Client) Buffered() int {
 // sent, then end of stream. Receive keeps working until the peer closes.
 // Connections without half-close support are closed whole.
 func (c *Client) CloseWrite() error {
-	if err := c.flushLocked(); err != nil {
+	if err := c.flush(); err != nil {
 		return err
 	}
 	if cw, ok := c.conn.(interface{ CloseWrite() error }); ok {

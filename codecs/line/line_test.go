@@ -122,3 +122,21 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// TestNewlineAnywhere puts a newline at every position of messages of every
+// length up to 100: AppendFrame must refuse each, and accept the message
+// without it.
+func TestNewlineAnywhere(t *testing.T) {
+	for n := 1; n <= 100; n++ {
+		for i := range n {
+			msg := bytes.Repeat([]byte{0x8a}, n) // bytes that differ from '\n' by one bit
+			if _, err := (line.Codec{}).AppendFrame(nil, msg); err != nil {
+				t.Fatalf("length %d without newline refused: %v", n, err)
+			}
+			msg[i] = '\n'
+			if _, err := (line.Codec{}).AppendFrame(nil, msg); !errors.Is(err, core.ErrUnrepresentable) {
+				t.Fatalf("length %d, newline at %d: got %v, want ErrUnrepresentable", n, i, err)
+			}
+		}
+	}
+}
