@@ -114,8 +114,8 @@ func (p *Peer) Codec() Codec { return p.codec }
 func (p *Peer) String() string { return p.name + " (" + remoteString(p.conn) + ")" }
 
 func (p *Peer) run() {
-	defer p.srv.wg.Done()
 	if err := p.admit(); err != nil {
+		defer p.srv.wg.Done()
 		if !errors.Is(err, ErrServerClosed) {
 			p.logger().Warn("refused", "error", err)
 		}
@@ -132,6 +132,15 @@ func (p *Peer) run() {
 	if p.srv.OnJoin != nil {
 		p.srv.OnJoin(p)
 	}
+	// The read loop gets a goroutine of its own: the handshake, the logging
+	// and the hook above may have grown this one's stack, and a peer that
+	// idles for hours should park on a small one.
+	go p.serve()
+}
+
+// serve runs the read loop and the peer's end.
+func (p *Peer) serve() {
+	defer p.srv.wg.Done()
 	err := p.readLoop()
 	close(p.readerDone)
 	switch {
