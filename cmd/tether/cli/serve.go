@@ -284,23 +284,50 @@ func remote(p *core.Peer) string {
 	return "peer"
 }
 
-// printer serialises output lines from many goroutines, flushing whenever
-// nothing more is waiting.
+// printer serialises output lines from many goroutines. A flusher
+// goroutine writes them out whenever it is poked and nothing more is being
+// written, so a busy hub makes one write for many lines, and a quiet one
+// shows each line at once.
 type printer struct {
-	mu sync.Mutex
-	w  *bufio.Writer
+	mu     sync.Mutex
+	w      *bufio.Writer
+	closed bool
+	kick   chan struct{} // cap 1: there is something to flush
+	done   chan struct{}
 }
 
 func newPrinter(w interface{ Write([]byte) (int, error) }) *printer {
-	return &printer{w: bufio.NewWriter(w)}
+	p := &printer{w: bufio.NewWriterSize(w, 64<<10), kick: make(chan struct{}, 1), done: make(chan struct{})}
+	go p.flusher()
+	return p
+}
+
+func (p *printer) flusher() {
+	defer close(p.done)
+	for range p.kick {
+		p.mu.Lock()
+		p.w.Flush()
+		p.mu.Unlock()
+	}
+}
+
+// unlockAndPoke ends a write: it has the flusher run and releases the lock
+// (the poke never blocks, and under the lock it cannot meet a closed channel).
+func (p *printer) unlockAndPoke() {
+	if !p.closed {
+		select {
+		case p.kick <- struct{}{}:
+		default:
+		}
+	}
+	p.mu.Unlock()
 }
 
 func (p *printer) line(s string) {
 	p.mu.Lock()
 	p.w.WriteString(s)
 	p.w.WriteByte('\n')
-	p.w.Flush()
-	p.mu.Unlock()
+	p.unlockAndPoke()
 }
 
 // message prints "name: text", quoting text when it holds control bytes or
@@ -311,12 +338,19 @@ func (p *printer) message(name string, msg []byte) {
 	p.w.WriteString(": ")
 	writePrintable(p.w, msg)
 	p.w.WriteByte('\n')
-	p.w.Flush()
-	p.mu.Unlock()
+	p.unlockAndPoke()
 }
 
+// close flushes what is left and stops the flusher.
 func (p *printer) close() {
 	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
 	p.w.Flush()
+	close(p.kick)
 	p.mu.Unlock()
+	<-p.done
 }
