@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -461,4 +462,48 @@ func TestBenchReports(t *testing.T) {
 	if code != 2 || !strings.Contains(errOut, "give --addr") {
 		t.Fatalf("bench on vsock without --addr: exit %d, %q; want a refusal asking for --addr", code, errOut)
 	}
+}
+
+// TestHybridVsockThroughTheCLI plays a Firecracker VMM: connect dials a
+// guest port through it (the guest's greeting arrives in the same write as
+// the acknowledgement), and serve listens for guest connections on PATH_PORT.
+func TestHybridVsockThroughTheCLI(t *testing.T) {
+	dir := filepath.Dir(sockPath(t))
+	vmm := filepath.Join(dir, "v.sock")
+	l, err := net.Listen("unix", vmm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		br := bufio.NewReader(c)
+		if line, _ := br.ReadString('\n'); line != "CONNECT 6000\n" {
+			t.Errorf("the VMM got %q, want CONNECT 6000", line)
+			return
+		}
+		c.Write([]byte("OK 1073741824\nhello from the guest\n"))
+		rest, _ := io.ReadAll(br) // the guest echoes what the host sent, then closes
+		c.Write(rest)
+	}()
+	out, errOut, code := run(t, "ping\n", "connect", "--addr", "hvsock://"+vmm+":6000")
+	if code != 0 || out != "hello from the guest\nping\n" {
+		t.Fatalf("connect through the VMM: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+
+	hub := startHub(t, "--addr", "hvsock://"+vmm+":5000")
+	if !strings.Contains(hub.Stderr.String(), "serving hvsock://"+vmm+":5000") {
+		t.Fatalf("serve says %q", hub.Stderr)
+	}
+	guest, err := net.Dial("unix", vmm+"_5000") // what the VMM does when the guest dials host:5000
+	if err != nil {
+		t.Fatalf("the hub does not listen on PATH_5000: %v", err)
+	}
+	defer guest.Close()
+	guest.Write([]byte("hi from the guest\n"))
+	waitFor(t, "the guest's message", func() bool { return strings.Contains(hub.Stdout.String(), "#1: hi from the guest") })
 }
