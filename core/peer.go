@@ -128,7 +128,9 @@ func (p *Peer) run() {
 		close(p.finished)
 		return
 	}
-	p.logger().Info("joined")
+	if p.srv.logger.IsInfo() { // no logger built for a message nobody will see
+		p.logger().Info("joined")
+	}
 	if p.srv.OnJoin != nil {
 		p.srv.OnJoin(p)
 	}
@@ -160,7 +162,9 @@ func (p *Peer) serve() {
 	reason := p.killReason()
 	switch {
 	case reason == nil || errors.Is(reason, ErrServerClosed):
-		p.logger().Info("left")
+		if p.srv.logger.IsInfo() {
+			p.logger().Info("left")
+		}
 	default:
 		p.logger().Warn("disconnected", "error", reason)
 	}
