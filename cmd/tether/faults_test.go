@@ -381,10 +381,8 @@ func TestFaultGracefulShutdownUnderLoad(t *testing.T) {
 		recvs = append(recvs, start(t, nil, "connect", "--addr", sock, "--recv-only"))
 	}
 	waitFor(t, "receivers", func() bool { return strings.Count(hub.Stdout.String(), "connected") == 3 })
-	var senders []*proc
 	for s := range 3 {
 		p := start(t, nil, "connect", "--addr", sock)
-		senders = append(senders, p)
 		go func() {
 			for i := 0; ; i++ {
 				if _, err := fmt.Fprintf(p.Stdin, "s%d %d\n", s, i); err != nil {
