@@ -37,7 +37,7 @@ func (a *App) connect(ctx context.Context, args []string) error {
 	fs.BoolVar(&f.recvOnly, "recv-only", false, "send nothing: print received messages until the hub closes")
 	fs.BoolVar(&f.pipe, "pipe", false, "pipe mode even when standard input is a terminal")
 	fs.DurationVar(&f.timeout, "dial-timeout", 10*time.Second, "give up connecting after this long")
-	fs.BoolVar(&f.reconnect, "reconnect", false, "survive the hub going away: reconnect with backoff, keeping input in a bounded outbox meanwhile (pipe mode)")
+	fs.BoolVar(&f.reconnect, "reconnect", false, "survive the hub going away: reconnect with backoff, keeping input in a bounded outbox meanwhile")
 	fs.IntVar(&f.outbox, "outbox", core.DefaultOutbox, "with --reconnect: most messages kept while the hub is away; input waits beyond that")
 	f.tls.register(fs, false)
 	if err := parseFlags(fs, args); err != nil {
@@ -58,8 +58,9 @@ func (a *App) connect(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	interactive := !f.pipe && !f.recvOnly && a.IsTerminal != nil && a.IsTerminal()
 	if f.reconnect {
-		return a.connectReconnecting(core.WithLogger(ctx, log), &f, tgt, codec)
+		return a.connectReconnecting(core.WithLogger(ctx, log), &f, tgt, codec, interactive)
 	}
 	dctx, cancel := context.WithTimeout(core.WithLogger(ctx, log), f.timeout)
 	conn, err := tgt.Dial(dctx)
@@ -72,13 +73,27 @@ func (a *App) connect(ctx context.Context, args []string) error {
 	defer cl.Close()
 	stop := context.AfterFunc(ctx, func() { cl.Close() })
 	defer stop()
+	return a.session(ctx, &f, cl, interactive)
+}
 
-	interactive := !f.pipe && !f.recvOnly && a.IsTerminal != nil && a.IsTerminal()
+// link is what a connect session talks through: a *core.Client, or a
+// reconnecting client behind redialLink.
+type link interface {
+	Queue(msg []byte) error
+	Flush() error
+	Send(msg []byte) error
+	CloseWrite() error
+	Receive() ([]byte, error)
+	Buffered() int
+}
+
+// session runs the chat, the pipe or the listener over l until it ends.
+func (a *App) session(ctx context.Context, f *connectFlags, l link, interactive bool) error {
 	out := bufio.NewWriter(a.Stdout)
 	var outMu sync.Mutex
 	recvDone := make(chan error, 1)
 	var leaving atomic.Bool // the user ended the chat: the hub's close is expected
-	go func() { recvDone <- a.receive(cl, out, &outMu, interactive, &leaving) }()
+	go func() { recvDone <- a.receive(l, out, &outMu, interactive, &leaving) }()
 
 	if f.recvOnly {
 		// Send nothing and keep the connection open both ways: a hub takes a
@@ -88,9 +103,9 @@ func (a *App) connect(ctx context.Context, args []string) error {
 	sendDone := make(chan error, 1)
 	go func() {
 		if interactive {
-			sendDone <- a.chat(cl, out, &outMu, int(f.maxFrame), &leaving)
+			sendDone <- a.chat(l, out, &outMu, int(f.maxFrame), &leaving)
 		} else {
-			sendDone <- a.pipeIn(cl, int(f.maxFrame), &leaving)
+			sendDone <- a.pipeIn(l, int(f.maxFrame), &leaving)
 		}
 	}()
 	select {
@@ -121,7 +136,7 @@ func (a *App) ended(ctx context.Context, err error) error {
 
 // receive prints every message as one line until the stream ends. In pipe
 // mode output is flushed whenever no further message is already buffered.
-func (a *App) receive(cl *core.Client, out *bufio.Writer, mu *sync.Mutex, interactive bool, leaving *atomic.Bool) error {
+func (a *App) receive(cl link, out *bufio.Writer, mu *sync.Mutex, interactive bool, leaving *atomic.Bool) error {
 	for {
 		msg, err := cl.Receive()
 		if err != nil {
@@ -158,7 +173,7 @@ func (a *App) receive(cl *core.Client, out *bufio.Writer, mu *sync.Mutex, intera
 
 // pipeIn sends each input line as one message, flushing when no more input
 // is buffered, then closes the sending side.
-func (a *App) pipeIn(cl *core.Client, maxFrame int, leaving *atomic.Bool) error {
+func (a *App) pipeIn(cl link, maxFrame int, leaving *atomic.Bool) error {
 	lr := newLineReader(a.Stdin, maxFrame)
 	for {
 		line, err := lr.next()
@@ -183,7 +198,7 @@ func (a *App) pipeIn(cl *core.Client, maxFrame int, leaving *atomic.Bool) error 
 }
 
 // chat is the interactive loop: a prompt, a line, a message; "bye" ends it.
-func (a *App) chat(cl *core.Client, out *bufio.Writer, mu *sync.Mutex, maxFrame int, leaving *atomic.Bool) error {
+func (a *App) chat(cl link, out *bufio.Writer, mu *sync.Mutex, maxFrame int, leaving *atomic.Bool) error {
 	lr := newLineReader(a.Stdin, maxFrame)
 	for {
 		mu.Lock()

@@ -18,6 +18,12 @@ import (
 // TestTerminalChat drives the interactive mode: a "->" prompt, messages from
 // others shown as they come, and "bye" ending the chat.
 func TestTerminalChat(t *testing.T) {
+	for _, extra := range [][]string{nil, {"--reconnect"}} {
+		t.Run(strings.Join(append([]string{"plain"}, extra...), ""), func(t *testing.T) { testTerminalChat(t, extra) })
+	}
+}
+
+func testTerminalChat(t *testing.T, extra []string) {
 	dir, _ := os.MkdirTemp("", "tc")
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	sock := filepath.Join(dir, "s")
@@ -36,7 +42,7 @@ func TestTerminalChat(t *testing.T) {
 	app.Stdin, app.Stdout, app.Stderr = in, out, io.Discard
 	app.IsTerminal = func() bool { return true }
 	code := make(chan int, 1)
-	go func() { code <- app.Run(context.Background(), []string{"connect", "--addr", sock}) }()
+	go func() { code <- app.Run(context.Background(), append([]string{"connect", "--addr", sock}, extra...)) }()
 
 	for len(srv.Peers()) != 1 {
 		time.Sleep(time.Millisecond)

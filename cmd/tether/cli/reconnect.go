@@ -1,27 +1,29 @@
 package cli
 
 import (
-	"bufio"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"net"
+	"strings"
 	"sync"
 
 	"github.com/tetherkit/tether/core"
 )
 
-// connectReconnecting is "connect --reconnect": pipe semantics over a
-// core.Redialer, which survives the hub going away. Input waits in a bounded
-// outbox while disconnected; standard error says when the hub is lost and
-// when it is back.
-func (a *App) connectReconnecting(ctx context.Context, f *connectFlags, tgt core.Target, codec core.Codec) error {
+// connectReconnecting is "connect --reconnect": the same session (chat,
+// pipe or listener) over a core.Redialer, which survives the hub going
+// away. Input waits in a bounded outbox while disconnected; standard error
+// says when the hub is lost and when it is back.
+func (a *App) connectReconnecting(ctx context.Context, f *connectFlags, tgt core.Target, codec core.Codec, interactive bool) error {
 	var mu sync.Mutex
 	say := func(format string, args ...any) {
 		mu.Lock()
 		defer mu.Unlock()
-		fmt.Fprintf(a.Stderr, "%s: "+format+"\n", append([]any{a.Name}, args...)...)
+		lead := ""
+		if interactive {
+			lead = "\r\033[K" // over the prompt
+		}
+		fmt.Fprintf(a.Stderr, lead+"%s: "+format+"\n", append([]any{a.Name}, args...)...)
 	}
 	everConnected := false
 	r := &core.Redialer{
@@ -34,7 +36,7 @@ func (a *App) connectReconnecting(ctx context.Context, f *connectFlags, tgt core
 		MaxFrame: int(f.maxFrame),
 		Outbox:   f.outbox,
 		OnLost: func(err error, queued int) {
-			say("lost the hub at %s (%v); reconnecting, %d messages wait in the outbox", tgt, explainShort(err), queued)
+			say("lost the hub at %s (%s); reconnecting, %d messages wait in the outbox", tgt, firstLine(err), queued)
 		},
 		OnConnected: func(_ net.Conn, failed int) {
 			if everConnected || failed > 0 {
@@ -48,56 +50,28 @@ func (a *App) connectReconnecting(ctx context.Context, f *connectFlags, tgt core
 	}
 	runDone := make(chan error, 1)
 	go func() { runDone <- r.Run(ctx) }()
-	printed := make(chan error, 1)
-	go func() {
-		out := bufio.NewWriter(a.Stdout)
-		defer out.Flush()
-		for {
-			m, err := r.Receive()
-			if err != nil {
-				printed <- nil
-				return
-			}
-			out.Write(m)
-			out.WriteByte('\n')
-			if err := out.Flush(); err != nil {
-				printed <- err
-				return
-			}
-		}
-	}()
-	if !f.recvOnly {
-		lr := newLineReader(a.Stdin, int(f.maxFrame))
-		for {
-			line, err := lr.next()
-			if line != nil {
-				if serr := r.Send(ctx, line); serr != nil {
-					break
-				}
-			}
-			if errors.Is(err, io.EOF) {
-				r.CloseSend()
-				break
-			}
-			if err != nil {
-				return err
-			}
-		}
+	err := a.session(ctx, f, redialLink{r: r, ctx: ctx}, interactive)
+	if runErr := <-runDone; err == nil {
+		err = a.ended(ctx, runErr)
 	}
-	err := <-runDone
-	if perr := <-printed; perr != nil {
-		return fmt.Errorf("writing standard output: %w", perr)
-	}
-	return a.ended(ctx, err)
+	return err
 }
 
-// explainShort keeps the first line of an explained error.
-func explainShort(err error) string {
-	s := err.Error()
-	for i := range len(s) {
-		if s[i] == '\n' {
-			return s[:i]
-		}
-	}
+// redialLink adapts a core.Redialer to a session's link.
+type redialLink struct {
+	r   *core.Redialer
+	ctx context.Context
+}
+
+func (l redialLink) Queue(msg []byte) error   { return l.r.Send(l.ctx, msg) }
+func (l redialLink) Flush() error             { return nil }
+func (l redialLink) Send(msg []byte) error    { return l.r.Send(l.ctx, msg) }
+func (l redialLink) CloseWrite() error        { l.r.CloseSend(); return nil }
+func (l redialLink) Receive() ([]byte, error) { return l.r.Receive() }
+func (l redialLink) Buffered() int            { return 0 }
+
+// firstLine keeps the first line of an explained error.
+func firstLine(err error) string {
+	s, _, _ := strings.Cut(err.Error(), "\n")
 	return s
 }
