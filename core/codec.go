@@ -62,3 +62,14 @@ type FrameSplitter interface {
 	// change), or an error as AppendFrame would.
 	SplitFrame(dst, msg []byte) (head, trailer []byte, err error)
 }
+
+// Budgeted is an optional interface of a [FrameReader] whose buffer can grow
+// past a small fixed size for large frames. The server gives it a budget
+// shared by all its clients: the reader asks budget(n) before holding n
+// bytes of such a buffer and returns them with budget(-n); an error refuses
+// the growth and ends the stream with that error. Release gives everything
+// back when the stream is done. The built-in codecs implement it.
+type Budgeted interface {
+	SetBudget(budget func(delta int) error)
+	Release()
+}

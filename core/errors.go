@@ -113,3 +113,23 @@ func (e *LimitError) Error() string {
 
 // Unwrap returns the underlying error.
 func (e *LimitError) Unwrap() error { return e.Err }
+
+// ErrReadBudget is matched by every [BudgetError].
+var ErrReadBudget = errors.New("read budget spent")
+
+// BudgetError refuses a client's large frame because the server's read
+// budget (the bytes all clients' large partial frames may hold) is spent.
+type BudgetError struct {
+	Need  int   // bytes asked for
+	InUse int64 // bytes held by other clients' frames in flight
+	Limit int64 // the budget
+}
+
+// Error names the figures and what to change.
+func (e *BudgetError) Error() string {
+	return fmt.Sprintf("read budget spent: %d bytes asked, %d of %d held by large frames in flight (many clients are sending large frames at once, or holding them half-sent): raise --read-budget or lower --max-frame",
+		e.Need, e.InUse, e.Limit)
+}
+
+// Is reports whether target is [ErrReadBudget].
+func (e *BudgetError) Is(target error) bool { return target == ErrReadBudget }

@@ -208,6 +208,10 @@ func (p *Peer) admit() error {
 
 func (p *Peer) readLoop() error {
 	fr := p.codec.NewReader(p.conn, p.srv.MaxFrame)
+	if b, ok := fr.(Budgeted); ok {
+		b.SetBudget(p.srv.budget)
+		defer b.Release()
+	}
 	idle := p.srv.IdleTimeout
 	for {
 		readStart := time.Now()

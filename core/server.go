@@ -18,6 +18,7 @@ const (
 	DefaultQueueBytes       = 4 << 20
 	DefaultMaxConns         = 4096
 	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultReadBudget       = 256 << 20
 )
 
 // HostName is the sender name of messages sent with [Server.Broadcast].
@@ -46,6 +47,13 @@ type Server struct {
 	// messages for this long while others wait on it; 0 means
 	// DefaultStallTimeout, a negative value never.
 	StallTimeout time.Duration
+	// ReadBudget bounds the bytes that all clients' large partial frames may
+	// hold at once (read buffers past their first 64 KiB), so that many
+	// clients each sending a frame just under MaxFrame cannot take
+	// MaxConns × MaxFrame of memory. A client whose frame would exceed it
+	// is disconnected with a BudgetError. 0 means DefaultReadBudget (256
+	// MiB), a negative value no budget.
+	ReadBudget int64
 	// MaxConns is the most clients connected at once (counting those still
 	// in their handshake); 0 means DefaultMaxConns, a negative value no
 	// limit. A connection past the limit is closed at once and logged.
@@ -94,6 +102,8 @@ type Server struct {
 	peers     map[*Peer]struct{}
 	codecs    []Codec
 	closeOnce sync.Once
+
+	budgetUsed atomic.Int64 // bytes of the read budget held
 
 	room      atomic.Pointer[[]*Peer] // the peers that receive broadcasts
 	codecList atomic.Pointer[[]Codec]
@@ -246,6 +256,20 @@ func (s *Server) leaveRoom(p *Peer) {
 		}
 	}
 	s.room.Store(&room)
+}
+
+// budget is the readers' hook into the read budget.
+func (s *Server) budget(delta int) error {
+	used := s.budgetUsed.Add(int64(delta))
+	limit := s.ReadBudget
+	if limit == 0 {
+		limit = DefaultReadBudget
+	}
+	if delta > 0 && limit > 0 && used > limit {
+		s.budgetUsed.Add(-int64(delta))
+		return &BudgetError{Need: delta, InUse: used - int64(delta), Limit: limit}
+	}
+	return nil
 }
 
 // Peers returns the connected peers.

@@ -638,3 +638,52 @@ func TestWriteTimeoutDripReader(t *testing.T) {
 		t.Fatal("the drip reader was not disconnected")
 	}
 }
+
+// TestReadBudget: clients holding large half-sent frames share one budget;
+// past it a client is refused with the figures, and the budget comes back
+// when they leave.
+func TestReadBudget(t *testing.T) {
+	reasons := make(chan error, 8)
+	srv := &core.Server{ReadBudget: 600 << 10, OnLeave: func(p *core.Peer, err error) {
+		if err != nil {
+			reasons <- err
+		}
+	}}
+	addr := serve(t, srv, unix.Transport{}, line.Codec{})
+	recv := dial(t, unix.Transport{}, addr, line.Codec{})
+	waitPeers(t, srv, 1)
+	half := bytes.Repeat([]byte("h"), 300<<10) // no newline: a frame in flight
+	a, err := net.Dial("unix", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Write(half)
+	time.Sleep(200 * time.Millisecond) // a's buffer grows to 512 KiB of the 600 KiB budget
+	b, err := net.Dial("unix", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	b.Write(half)
+	select {
+	case err := <-reasons:
+		var be *core.BudgetError
+		if !errors.As(err, &be) || be.Limit != 600<<10 || be.InUse < 256<<10 {
+			t.Fatalf("second holder left with %v, want a BudgetError with the figures", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the second half-sent frame was not refused")
+	}
+	a.Close() // its half frame ends as a final line; its budget comes back
+	if got, err := collect(recv, 1, 5*time.Second); err != nil || len(got[0]) != len(half) {
+		t.Fatalf("receiver: %v", err)
+	}
+	big := dial(t, unix.Transport{}, addr, line.Codec{})
+	waitPeers(t, srv, 2)
+	if err := big.Send(half); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := collect(recv, 1, 5*time.Second); err != nil || !bytes.Equal(got[0], half) {
+		t.Fatalf("a large message after the budget came back: %v", err)
+	}
+}

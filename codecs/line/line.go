@@ -100,6 +100,12 @@ type reader struct {
 	pending int // bytes of the previous frame still to discard
 }
 
+// SetBudget implements core.Budgeted.
+func (r *reader) SetBudget(budget func(delta int) error) { r.buf.SetBudget(budget) }
+
+// Release implements core.Budgeted.
+func (r *reader) Release() { r.buf.Release() }
+
 // Buffered returns the bytes read from the stream and not yet returned.
 func (r *reader) Buffered() int { return len(r.buf.Buffered()) - r.pending }
 

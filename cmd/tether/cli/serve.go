@@ -29,6 +29,7 @@ type serveFlags struct {
 	socketMode   fileMode
 	socketGroup  string
 	maxConns     int
+	readBudget   byteSize
 	idle         time.Duration
 	writeTimeout time.Duration
 	handshake    time.Duration
@@ -64,6 +65,8 @@ func (a *App) serve(ctx context.Context, args []string) error {
 	fs.Var(&f.socketMode, "socket-mode", "permissions of a unix socket file it creates, in octal")
 	fs.StringVar(&f.socketGroup, "socket-group", "", "group owning a unix socket file it creates (name or number), for shared use with --socket-mode 0660")
 	fs.IntVar(&f.maxConns, "max-conns", core.DefaultMaxConns, "most clients at once; more are refused and logged (0 no limit)")
+	f.readBudget = core.DefaultReadBudget
+	fs.Var(&f.readBudget, "read-budget", "most bytes all clients' large half-received frames may hold at once; past it a client is refused (suffixes KiB, MiB)")
 	fs.DurationVar(&f.idle, "idle-timeout", 0, "disconnect a client when nothing has moved either way for this long, such as a half-open connection (0 never)")
 	fs.DurationVar(&f.writeTimeout, "write-timeout", 0, "disconnect a client that takes longer than this to take one batch of messages, even while reading slowly (0 no bound)")
 	fs.DurationVar(&f.handshake, "handshake-timeout", core.DefaultHandshakeTimeout, "time a client has to finish a transport handshake (TLS)")
@@ -102,6 +105,7 @@ func (a *App) serve(ctx context.Context, args []string) error {
 		StallTimeout:     f.stall,
 		Chat:             f.chat,
 		MaxConns:         f.maxConns,
+		ReadBudget:       int64(f.readBudget),
 		IdleTimeout:      f.idle,
 		WriteTimeout:     f.writeTimeout,
 		HandshakeTimeout: f.handshake,

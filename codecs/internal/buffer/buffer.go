@@ -50,8 +50,10 @@ type Reader struct {
 	rn         int                   // the result of readFn's read
 	rerr       error
 	buf        []byte
-	pooled     *[]byte // buf came from the pool
-	big        bool    // the stream has needed a big buffer: take one at once
+	pooled     *[]byte               // buf came from the pool
+	big        bool                  // the stream has needed a big buffer: take one at once
+	budget     func(delta int) error // asked before holding a buffer larger than poolSize
+	charged    int                   // bytes of the buffer held on the budget
 	start, end int
 	max        int
 	err        error // sticky error from r
@@ -81,6 +83,37 @@ func (b *Reader) giveBack() {
 		put(b.pooled)
 	}
 	b.buf, b.pooled = nil, nil
+	b.refund()
+}
+
+// SetBudget makes the reader ask budget(n) before it holds a buffer of n
+// bytes larger than the pooled size, and give them back with budget(-n). A
+// non-nil answer refuses the growth: Fill returns that error.
+func (b *Reader) SetBudget(budget func(delta int) error) { b.budget = budget }
+
+// Release gives the buffer back, and its bytes to the budget: the stream is
+// done.
+func (b *Reader) Release() {
+	b.start, b.end = 0, 0
+	b.giveBack()
+}
+
+func (b *Reader) charge(n int) error {
+	if b.budget == nil {
+		return nil
+	}
+	if err := b.budget(n); err != nil {
+		return err
+	}
+	b.charged = n
+	return nil
+}
+
+func (b *Reader) refund() {
+	if b.charged > 0 {
+		b.budget(-b.charged)
+		b.charged = 0
+	}
 }
 
 // Err returns the sticky error from the underlying reader, if any.
@@ -104,7 +137,9 @@ func (b *Reader) Fill() error {
 		return b.fillRaw()
 	}
 	if b.needRoom() {
-		b.makeRoom()
+		if err := b.makeRoom(); err != nil {
+			return b.fail(err)
+		}
 	}
 	for tries := 0; tries < 100; tries++ {
 		n, err := b.r.Read(b.buf[b.end:])
@@ -149,7 +184,10 @@ func (b *Reader) initRaw() {
 	b.raw = raw
 	b.readFn = func(fd uintptr) bool {
 		if b.needRoom() {
-			b.makeRoom()
+			if err := b.makeRoom(); err != nil {
+				b.rerr = err
+				return true
+			}
 		}
 		for {
 			n, err := syscall.Read(int(fd), b.buf[b.end:])
@@ -214,10 +252,10 @@ func (b *Reader) Need(n int) error {
 
 // makeRoom makes space after end: by taking a buffer, by moving the
 // buffered bytes to the front, or by growing (doubling, capped at max).
-func (b *Reader) makeRoom() {
+func (b *Reader) makeRoom() error {
 	n := b.end - b.start
 	if b.buf == nil {
-		if b.big && b.max >= bigSize {
+		if b.big && b.max >= bigSize && b.charge(bigSize) == nil {
 			b.pooled = bigPool.Get().(*[]byte)
 			b.buf = *b.pooled
 		} else if b.max >= poolSize {
@@ -226,12 +264,12 @@ func (b *Reader) makeRoom() {
 		} else {
 			b.buf = make([]byte, b.max)
 		}
-		return
+		return nil
 	}
 	if b.start > 0 && n < len(b.buf)/2 {
 		copy(b.buf, b.buf[b.start:b.end])
 		b.start, b.end = 0, n
-		return
+		return nil
 	}
 	// Grow at least fourfold past the pooled size: with room for several
 	// large frames, the partial frame left at the end is moved to the
@@ -240,7 +278,13 @@ func (b *Reader) makeRoom() {
 	if size <= len(b.buf) { // full at max: compact only
 		copy(b.buf, b.buf[b.start:b.end])
 		b.start, b.end = 0, n
-		return
+		return nil
+	}
+	if b.budget != nil { // ask only for the growth
+		if err := b.budget(size - b.charged); err != nil {
+			return err
+		}
+		b.charged = size
 	}
 	var nb []byte
 	var np *[]byte
@@ -257,4 +301,5 @@ func (b *Reader) makeRoom() {
 	}
 	b.buf, b.pooled = nb, np
 	b.start, b.end = 0, n
+	return nil
 }
