@@ -213,9 +213,10 @@ func (p *Peer) readLoop() error {
 		defer b.Release()
 	}
 	idle := p.srv.IdleTimeout
+	var readStart time.Time // only kept with an idle timeout: no clock read per message otherwise
 	for {
-		readStart := time.Now()
 		if idle > 0 {
+			readStart = time.Now()
 			p.conn.SetReadDeadline(readStart.Add(idle))
 			if p.stopping.Load() {
 				return os.ErrDeadlineExceeded

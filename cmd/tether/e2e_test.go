@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -506,4 +507,45 @@ func TestHybridVsockThroughTheCLI(t *testing.T) {
 	defer guest.Close()
 	guest.Write([]byte("hi from the guest\n"))
 	waitFor(t, "the guest's message", func() bool { return strings.Contains(hub.Stdout.String(), "#1: hi from the guest") })
+}
+
+// TestSocketModeAndGroup widens the socket for a group through the CLI, and
+// refuses the flags where there is no file.
+func TestSocketModeAndGroup(t *testing.T) {
+	sock := sockPath(t)
+	gid := os.Getgid()
+	startHub(t, "--addr", sock, "--socket-mode", "0660", "--socket-group", strconv.Itoa(gid))
+	fi, err := os.Stat(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o660 || int(fi.Sys().(*syscall.Stat_t).Gid) != gid {
+		t.Fatalf("socket mode %o gid %d, want 660 and %d", fi.Mode().Perm(), fi.Sys().(*syscall.Stat_t).Gid, gid)
+	}
+	if _, e, code := run(t, "shared\n", "connect", "--addr", sock); code != 0 {
+		t.Fatalf("connect to the widened socket: %s", e)
+	}
+	_, errOut, code := run(t, "", "serve", "--addr", "tcp://127.0.0.1:0", "--socket-mode", "0660")
+	if code != 2 || !strings.Contains(errOut, "apply to unix path sockets") {
+		t.Fatalf("--socket-mode on tcp: exit %d, %q; want a usage error", code, errOut)
+	}
+}
+
+// TestAllowNet refuses a TCP peer outside the allowed ranges and admits one
+// inside them.
+func TestAllowNet(t *testing.T) {
+	hub := startHub(t, "--addr", "127.0.0.1:0", "--allow-net", "10.0.0.0/8")
+	addr := servedAddr(t, hub)
+	run(t, "from loopback\n", "connect", "--addr", addr)
+	waitFor(t, "the refusal", func() bool {
+		return strings.Contains(hub.Stderr.String(), "address 127.0.0.1 is not allowed (--allow-net 10.0.0.0/8)")
+	})
+	if strings.Contains(hub.Stdout.String(), "from loopback") {
+		t.Fatal("a refused peer's message was relayed")
+	}
+	hub2 := startHub(t, "--addr", "127.0.0.1:0", "--allow-net", "127.0.0.0/8,::1")
+	if _, e, code := run(t, "welcome\n", "connect", "--addr", servedAddr(t, hub2)); code != 0 {
+		t.Fatal(e)
+	}
+	waitFor(t, "the admitted message", func() bool { return strings.Contains(hub2.Stdout.String(), "#1: welcome") })
 }

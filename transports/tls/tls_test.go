@@ -60,23 +60,31 @@ func TestConformance(t *testing.T) {
 	})
 }
 
-func TestHubNamesClientsByCertificate(t *testing.T) {
-	s, c := pair(t, true, "alice")
-	srv := &core.Server{NameByIdentity: true, Chat: true}
+// serveTLS runs srv on a loopback TLS listener until the test ends and
+// returns its address.
+func serveTLS(t *testing.T, s tlst.Transport, srv *core.Server) string {
+	t.Helper()
 	l, err := s.Listen(context.Background(), "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	go srv.Serve(l, line.Codec{})
-	defer srv.Close()
+	t.Cleanup(func() { srv.Close() })
+	return l.Addr().String()
+}
+
+func TestHubNamesClientsByCertificate(t *testing.T) {
+	s, c := pair(t, true, "alice")
+	srv := &core.Server{NameByIdentity: true, Chat: true}
+	addr := serveTLS(t, s, srv)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	a, err := core.Dial(ctx, c, l.Addr().String(), line.Codec{}, 0)
+	a, err := core.Dial(ctx, c, addr, line.Codec{}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	b, err := core.Dial(ctx, c, l.Addr().String(), line.Codec{}, 0)
+	b, err := core.Dial(ctx, c, addr, line.Codec{}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,15 +103,10 @@ func TestHubNamesClientsByCertificate(t *testing.T) {
 func TestClientWithoutCertificateRefused(t *testing.T) {
 	s, c := pair(t, true, "")
 	srv := &core.Server{}
-	l, err := s.Listen(context.Background(), "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(l, line.Codec{})
-	defer srv.Close()
+	addr := serveTLS(t, s, srv)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	cl, err := core.Dial(ctx, c, l.Addr().String(), line.Codec{}, 0)
+	cl, err := core.Dial(ctx, c, addr, line.Codec{}, 0)
 	if err == nil {
 		// TLS 1.3 reports the refusal on the first read.
 		cl.Conn().SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -121,21 +124,10 @@ func TestClientWithoutCertificateRefused(t *testing.T) {
 func TestUntrustedServerRefused(t *testing.T) {
 	s, _ := pair(t, false, "")
 	_, other := pair(t, false, "") // trusts another CA
-	l, err := s.Listen(context.Background(), "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		c, err := l.Accept()
-		if err == nil {
-			c.Read(make([]byte, 1))
-			c.Close()
-		}
-	}()
+	addr := serveTLS(t, s, &core.Server{})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_, err = other.Dial(ctx, l.Addr().String())
+	_, err := other.Dial(ctx, addr)
 	if err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Fatalf("got %v, want a certificate error", err)
 	}
@@ -151,14 +143,9 @@ func TestListenWithoutCertificate(t *testing.T) {
 func TestHandshakeTimeout(t *testing.T) {
 	s, _ := pair(t, false, "")
 	srv := &core.Server{HandshakeTimeout: 200 * time.Millisecond}
-	l, err := s.Listen(context.Background(), "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(l, line.Codec{})
-	defer srv.Close()
+	addr := serveTLS(t, s, srv)
 	// A plain TCP client that never starts the handshake.
-	raw, err := net.Dial("tcp", l.Addr().String())
+	raw, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}

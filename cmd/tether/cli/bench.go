@@ -180,7 +180,7 @@ func benchClients(ctx context.Context, tgt core.Target, codec core.Codec, f *ben
 		next := cls[(i+1)%n]
 		for {
 			if time.Now().After(deadline) {
-				return nil, errors.New("the clients did not all join the hub within 10 s")
+				return nil, errors.New("the clients did not all hear each other through the hub within 10 s: is --addr a tether hub (not a plain echo server), speaking --codec " + codec.Name() + "?")
 			}
 			c.Send([]byte("bench-hello"))
 			next.Conn().SetReadDeadline(time.Now().Add(50 * time.Millisecond))

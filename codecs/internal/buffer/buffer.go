@@ -116,9 +116,6 @@ func (b *Reader) refund() {
 	}
 }
 
-// Err returns the sticky error from the underlying reader, if any.
-func (b *Reader) Err() error { return b.err }
-
 // Fill reads at least one more byte into the window. It returns ErrFull when
 // the window holds max bytes, and the underlying reader's error once the
 // stream is done (io.EOF at a clean end). A passed read deadline is
