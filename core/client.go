@@ -3,25 +3,45 @@ package core
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"sync"
+	"sync/atomic"
 )
 
 // Client is one connection to a hub (or any peer speaking the same codec).
 // One goroutine may send (Send, Queue, Flush, CloseWrite, Shutdown) while
 // another receives (Receive); neither side takes a lock, so neither is for
-// concurrent use by itself. Close may be called at any time.
+// concurrent use by itself. Close may be called at any time, from any
+// goroutine; every call after it returns [net.ErrClosed].
 type Client struct {
-	conn  net.Conn
-	codec Codec
-	fr    FrameReader
+	conn     net.Conn
+	codec    Codec
+	fr       FrameReader
+	maxFrame int
 
 	wbuf []byte // frames queued for the next write (the sending side's alone)
+
+	closed    atomic.Bool
+	closeOnce sync.Once
 }
 
 // Dial connects to address over transport t and returns a client speaking
-// codec c. maxFrame bounds received messages (0 means [DefaultMaxFrame]).
+// codec c. address is in t's own form, or an endpoint naming t
+// ("tcp://127.0.0.1:7000", with t's options in its query). maxFrame bounds
+// the messages sent and received (0 means [DefaultMaxFrame]).
 func Dial(ctx context.Context, t Transport, address string, c Codec, maxFrame int) (*Client, error) {
+	if t == nil || c == nil {
+		return nil, errors.New("tether: Dial needs a transport and a codec (look them up in core.Transports and core.Codecs, or pass values such as tcp.Transport{} and line.Codec{})")
+	}
+	if maxFrame < 0 {
+		return nil, fmt.Errorf("tether: Dial: maxFrame is %d: use 0 for the default or a positive size", maxFrame)
+	}
+	t, address, err := endpointFor(t, address)
+	if err != nil {
+		return nil, err
+	}
 	conn, err := t.Dial(ctx, address)
 	if err != nil {
 		return nil, err
@@ -29,14 +49,51 @@ func Dial(ctx context.Context, t Transport, address string, c Codec, maxFrame in
 	return NewClient(conn, c, maxFrame), nil
 }
 
+// endpointFor accepts address in t's own form or as an endpoint naming t,
+// and returns t configured with the endpoint's options.
+func endpointFor(t Transport, address string) (Transport, string, error) {
+	ep, err := ParseEndpoint(address)
+	if err != nil || ep.Transport == "" {
+		return t, address, err
+	}
+	if ep.Transport != t.Name() {
+		return nil, "", fmt.Errorf("address %q names transport %q, but the transport given is %q: drop the scheme or pass that transport", address, ep.Transport, t.Name())
+	}
+	if _, ok := ep.Options[CodecKey]; ok {
+		return nil, "", fmt.Errorf("address %q: the codec is Dial's argument, not an option of the address", address)
+	}
+	if len(ep.Options) > 0 {
+		c, ok := t.(Configurable)
+		if !ok {
+			return nil, "", &OptionError{Transport: t.Name(), Option: firstKey(ep.Options), Err: errors.New("this transport takes no options")}
+		}
+		if t, err = c.Configure(ep.Options); err != nil {
+			return nil, "", err
+		}
+	}
+	return t, ep.Address, nil
+}
+
+func firstKey[V any](m map[string]V) string {
+	for k := range m {
+		return k
+	}
+	return ""
+}
+
 // NewClient wraps an established connection. The client owns conn from now
-// on and closes it.
+// on and closes it. maxFrame bounds the messages sent and received (0
+// means [DefaultMaxFrame]).
 func NewClient(conn net.Conn, c Codec, maxFrame int) *Client {
-	return &Client{conn: conn, codec: c, fr: c.NewReader(conn, maxFrame)}
+	limit := LimitOrDefault(maxFrame)
+	return &Client{conn: conn, codec: c, fr: c.NewReader(conn, limit), maxFrame: limit}
 }
 
 // Conn returns the underlying connection, for deadlines and addresses.
 func (c *Client) Conn() net.Conn { return c.conn }
+
+// MaxFrame returns the largest message the client sends or receives.
+func (c *Client) MaxFrame() int { return c.maxFrame }
 
 // Send frames msg and writes it, with anything queued before it, at once.
 func (c *Client) Send(msg []byte) error {
@@ -50,7 +107,19 @@ func (c *Client) Send(msg []byte) error {
 // next Send, or CloseWrite) writes it. Queue several messages and flush once
 // to send them in one system call. The buffer is written in whole chunks of
 // writeChunk bytes as it fills, like a bufio.Writer.
+//
+// A message larger than the client's frame limit is refused with a
+// [*FrameTooLargeError], and one the codec cannot carry with an error
+// wrapping [ErrUnrepresentable]; nothing is sent for either, and the client
+// stays usable.
 func (c *Client) Queue(msg []byte) error {
+	if c.closed.Load() {
+		return net.ErrClosed
+	}
+	if len(msg) > c.maxFrame {
+		return &FrameTooLargeError{Codec: c.codec.Name(), Size: int64(len(msg)), Limit: c.maxFrame,
+			Hint: "refused before sending: a peer with the same limit would disconnect"}
+	}
 	if len(msg) >= bigMessage {
 		if sp, ok := c.codec.(FrameSplitter); ok {
 			return c.queueLarge(sp, msg)
@@ -69,6 +138,9 @@ func (c *Client) Queue(msg []byte) error {
 
 // Flush writes every queued message.
 func (c *Client) Flush() error {
+	if c.closed.Load() {
+		return net.ErrClosed
+	}
 	return c.flush()
 }
 
@@ -78,8 +150,7 @@ func (c *Client) Flush() error {
 const bigMessage = 32 << 10
 
 // writeChunk is the unit of the client's writes: socket buffers take whole
-// 64 KiB writes much faster than ones a few bytes longer (measured on a unix
-// socket: 5.0 against 3.1 GB/s).
+// 64 KiB writes much faster than ones a few bytes longer.
 const writeChunk = 64 << 10
 
 // queueLarge streams the header, msg and the trailer through the buffer.
@@ -105,7 +176,7 @@ func (c *Client) put(p []byte) error {
 	for len(p) > 0 {
 		if len(c.wbuf) == 0 && len(p) >= writeChunk {
 			if _, err := c.conn.Write(p[:writeChunk]); err != nil {
-				return err
+				return c.ioErr(err)
 			}
 			p = p[writeChunk:]
 			continue
@@ -126,7 +197,7 @@ func (c *Client) put(p []byte) error {
 func (c *Client) writeChunks() error {
 	n := len(c.wbuf) - len(c.wbuf)%writeChunk
 	if _, err := c.conn.Write(c.wbuf[:n]); err != nil {
-		return err
+		return c.ioErr(err)
 	}
 	rest := copy(c.wbuf, c.wbuf[n:])
 	c.wbuf = c.wbuf[:rest]
@@ -142,13 +213,26 @@ func (c *Client) flush() error {
 	if cap(c.wbuf) > 4*writeChunk {
 		c.wbuf = nil // do not keep a huge buffer after one large message
 	}
+	return c.ioErr(err)
+}
+
+// ioErr reports net.ErrClosed, plainly, for I/O that failed because the
+// client was closed.
+func (c *Client) ioErr(err error) error {
+	if err != nil && c.closed.Load() {
+		return net.ErrClosed
+	}
 	return err
 }
 
 // Receive returns the next message. The slice is valid until the next call
 // to Receive. At the end of the stream it returns io.EOF.
 func (c *Client) Receive() ([]byte, error) {
-	return c.fr.ReadFrame()
+	if c.closed.Load() {
+		return nil, net.ErrClosed
+	}
+	m, err := c.fr.ReadFrame()
+	return m, c.ioErr(err)
 }
 
 // Buffered returns the number of received bytes not yet returned by Receive,
@@ -164,13 +248,13 @@ func (c *Client) Buffered() int {
 // sent, then end of stream. Receive keeps working until the peer closes.
 // Connections without half-close support are closed whole.
 func (c *Client) CloseWrite() error {
-	if err := c.flush(); err != nil {
+	if err := c.Flush(); err != nil {
 		return err
 	}
 	if cw, ok := c.conn.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
+		return c.ioErr(cw.CloseWrite())
 	}
-	return c.conn.Close()
+	return c.Close()
 }
 
 // Shutdown closes gracefully when nobody is receiving: it flushes, ends the
@@ -181,14 +265,14 @@ func (c *Client) CloseWrite() error {
 // let that goroutine see io.EOF.
 func (c *Client) Shutdown(ctx context.Context) error {
 	if err := c.CloseWrite(); err != nil {
-		c.conn.Close()
+		c.Close()
 		return err
 	}
 	stop := context.AfterFunc(ctx, func() { c.conn.Close() })
 	defer stop()
+	defer c.Close()
 	for {
 		if _, err := c.fr.ReadFrame(); err != nil {
-			c.conn.Close()
 			if errors.Is(err, io.EOF) {
 				return nil
 			}
@@ -200,7 +284,14 @@ func (c *Client) Shutdown(ctx context.Context) error {
 	}
 }
 
-// Close closes the connection at once; queued messages are dropped.
+// Close closes the connection at once; queued messages are dropped. It is
+// idempotent: the first call returns the connection's Close error, later
+// calls nil.
 func (c *Client) Close() error {
-	return c.conn.Close()
+	var err error
+	c.closeOnce.Do(func() {
+		c.closed.Store(true)
+		err = c.conn.Close()
+	})
+	return err
 }

@@ -2,44 +2,93 @@ package core
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"net/url"
+	"slices"
+	"sort"
 	"strings"
 )
 
-// Endpoint is a transport name and an address in that transport's own form.
-// Its text form is "scheme://address", for example "unix:///run/chat.sock",
-// "unix://@abstract" or "tcp://127.0.0.1:7000". An endpoint without a scheme
-// has an empty Transport and leaves the choice to the caller.
+// The endpoint grammar, the one way tether writes "which transport, which
+// address, which options" as text:
+//
+//	endpoint = scheme "://" address [ "?" query ]
+//	         | bare
+//	scheme   = letter *( letter | digit | "+" | "-" | "." )   (case-insensitive)
+//
+//   - In the scheme form the address is percent-decoded, so "%3F" is a '?'
+//     and "%25" a '%' (a TCP zone is written "[fe80::1%25eth0]:7000"), and
+//     the query holds options as key=value pairs joined by '&': "codec" (the
+//     codec of a listener or dialer) and the options of the endpoint's
+//     transport ([Configurable]). Any other key is refused.
+//   - A bare address is taken exactly as written, with no decoding and no
+//     query; its transport is named separately, or found from its form
+//     ([BareMatcher]: "host:port" is tcp, a path is unix).
+//   - An empty address means the transport's default ([DefaultAddresser]).
+
+// CodecKey is the query key that names a codec: "tcp://127.0.0.1:7000?codec=length".
+const CodecKey = "codec"
+
+// Endpoint is an endpoint's text split into its parts. Its String form is
+// the text [ParseEndpoint] reads back.
 type Endpoint struct {
-	Transport string // registry name, or "" when the text had no scheme
-	Address   string // the transport's own address form
+	Transport string     // registry name (lower case), or "" for a bare address
+	Address   string     // the transport's own address form, decoded
+	Options   url.Values // the query's options; nil when there is none
 }
 
-// String returns the endpoint's text form, which [ParseEndpoint] reads back.
+// String returns the endpoint's text form: "scheme://address?options", with
+// '%' and '?' in the address escaped, or the bare address.
 func (e Endpoint) String() string {
 	if e.Transport == "" {
 		return e.Address
 	}
-	return e.Transport + "://" + e.Address
+	s := e.Transport + "://" + escapeAddress(e.Address)
+	if len(e.Options) > 0 {
+		s += "?" + e.Options.Encode()
+	}
+	return s
 }
 
-// ParseEndpoint splits s into a scheme and an address. A scheme is a letter
-// followed by letters, digits, '+', '-' or '.', then "://". Text without such
-// a prefix is a bare address. Only the split is checked here; the transport
-// checks the address (see [Resolve]).
+func escapeAddress(a string) string {
+	if !strings.ContainsAny(a, "%?") {
+		return a
+	}
+	return strings.NewReplacer("%", "%25", "?", "%3F").Replace(a)
+}
+
+// ParseEndpoint splits s into scheme, address and options (see the grammar
+// above). Only the split is checked here; [Resolver.Resolve] checks the
+// scheme, the options and the address.
 func ParseEndpoint(s string) (Endpoint, error) {
-	if i := strings.Index(s, "://"); i >= 0 && isScheme(s[:i]) {
-		ep := Endpoint{Transport: strings.ToLower(s[:i]), Address: s[i+3:]}
-		if ep.Address == "" {
-			return Endpoint{}, fmt.Errorf("endpoint %q has no address after %q", s, s[:i+3])
+	i := strings.Index(s, "://")
+	if i < 0 || !isScheme(s[:i]) {
+		if s == "" {
+			return Endpoint{}, errors.New("empty address: give one such as /tmp/chat.sock or tcp://127.0.0.1:7000")
 		}
-		return ep, nil
+		return Endpoint{Address: s}, nil
 	}
-	if s == "" {
-		return Endpoint{}, fmt.Errorf("empty address: give one such as /tmp/chat.sock or tcp://127.0.0.1:7000")
+	ep := Endpoint{Transport: strings.ToLower(s[:i])}
+	rest := s[i+3:]
+	raw, query, hasQuery := strings.Cut(rest, "?")
+	addr, err := url.PathUnescape(raw)
+	if err != nil {
+		return Endpoint{}, fmt.Errorf("endpoint %q: bad escape in the address (write a literal %% as %%25): %w", s, err)
 	}
-	return Endpoint{Address: s}, nil
+	if addr == "" {
+		return Endpoint{}, fmt.Errorf("endpoint %q has no address after %q", s, s[:i+3])
+	}
+	ep.Address = addr
+	if hasQuery && query != "" {
+		opts, err := url.ParseQuery(query)
+		if err != nil {
+			return Endpoint{}, fmt.Errorf("endpoint %q: bad options after '?' (want key=value&key=value): %w", s, err)
+		}
+		ep.Options = opts
+	}
+	return ep, nil
 }
 
 func isScheme(s string) bool {
@@ -58,14 +107,17 @@ func isScheme(s string) bool {
 }
 
 // Target is a transport together with an address it has checked: what
-// [Resolve] returns, ready to listen on or dial.
+// [Resolver.Resolve] returns, ready to listen on or dial.
 type Target struct {
-	Transport Transport
-	Address   string   // the transport's own address form
-	Addr      net.Addr // the typed address, from Transport.ParseAddr
+	Transport Transport  // configured with the endpoint's options
+	Address   string     // the transport's own address form
+	Addr      net.Addr   // the typed address, from the transport's parser
+	Codec     string     // the codec the query named ("?codec=length"), or ""
+	Options   url.Values // the transport options that were applied
 }
 
-// String returns the target as an endpoint, "scheme://address".
+// String returns the target as an endpoint, "scheme://address", without
+// its options.
 func (t Target) String() string {
 	return Endpoint{Transport: t.Transport.Name(), Address: t.Address}.String()
 }
@@ -80,31 +132,159 @@ func (t Target) Dial(ctx context.Context) (net.Conn, error) {
 	return t.Transport.Dial(ctx, t.Address)
 }
 
-// Resolve parses s as an endpoint, picks its transport from reg (the scheme,
-// or fallback when s has none) and has the transport check the address.
-// A scheme that disagrees with a non-empty fallback is an error, so that
-// "--transport tcp --addr unix:///x" is caught rather than guessed at.
-func Resolve(reg *Registry[Transport], s, fallback string) (Target, error) {
-	ep, err := ParseEndpoint(s)
-	if err != nil {
-		return Target{}, err
+// Resolver turns endpoint text into a [Target]. The zero value uses
+// [Transports] and finds a bare address's transport from its form.
+type Resolver struct {
+	// Transports holds the transports by name; nil means [Transports].
+	Transports *Registry[Transport]
+	// Transport names the transport of a bare or empty address; "" means
+	// the transport the address's form names ([BareMatcher]), or for an
+	// empty address the registry's default. An endpoint whose scheme names
+	// another transport is refused rather than guessed at.
+	Transport string
+	// Options are transport options for every target, under those of the
+	// endpoint's own query. Unlike the query's, an option the target's
+	// transport does not declare is skipped here, not refused.
+	Options url.Values
+}
+
+// Resolve parses s, picks its transport, applies the options and has the
+// transport check the address.
+func (r *Resolver) Resolve(s string) (Target, error) {
+	reg := r.Transports
+	if reg == nil {
+		reg = Transports
+	}
+	var ep Endpoint
+	if s == "" {
+		name := r.Transport
+		if name == "" {
+			if name = reg.DefaultName(); name == "" {
+				return Target{}, fmt.Errorf("no address given and no default transport: give an address such as scheme://address (schemes: %s)", strings.Join(reg.Names(), ", "))
+			}
+		}
+		t, err := reg.Lookup(name)
+		if err != nil {
+			return Target{}, err
+		}
+		d, ok := t.(DefaultAddresser)
+		if !ok {
+			return Target{}, fmt.Errorf("transport %q has no default address: give one", name)
+		}
+		ep = Endpoint{Address: d.DefaultAddress()}
+		s = ep.Address
+	} else {
+		var err error
+		if ep, err = ParseEndpoint(s); err != nil {
+			return Target{}, err
+		}
 	}
 	name := ep.Transport
-	if name == "" {
-		name = fallback
-	} else if fallback != "" && fallback != name {
-		return Target{}, fmt.Errorf("address %q names transport %q but %q was asked for: drop one of the two", s, name, fallback)
+	switch {
+	case name == "":
+		name = r.Transport
+	case r.Transport != "" && r.Transport != name:
+		return Target{}, fmt.Errorf("address %q names transport %q but %q was asked for: drop one of the two", s, name, r.Transport)
 	}
+	var t Transport
+	var err error
 	if name == "" {
-		return Target{}, fmt.Errorf("address %q names no transport: write it as scheme://address (schemes: %s)", s, strings.Join(reg.Names(), ", "))
+		t, err = matchBare(reg, ep.Address)
+	} else {
+		t, err = reg.Lookup(name)
 	}
-	t, err := reg.Lookup(name)
 	if err != nil {
 		return Target{}, err
 	}
-	addr, err := t.ParseAddr(ep.Address)
+	tgt := Target{Address: ep.Address}
+	opts := url.Values{}
+	declared := TransportOptions(t)
+	for _, o := range declared {
+		if v, ok := r.Options[o.Name]; ok {
+			opts[o.Name] = v
+		}
+	}
+	for key, vals := range ep.Options {
+		if key == CodecKey {
+			if len(vals) != 1 || vals[0] == "" {
+				return Target{}, fmt.Errorf("endpoint %q: give one codec name, such as ?codec=line", s)
+			}
+			tgt.Codec = vals[0]
+			continue
+		}
+		if !slices.ContainsFunc(declared, func(o Option) bool { return o.Name == key }) {
+			return Target{}, &OptionError{Transport: t.Name(), Option: key, Err: unknownKey(declared)}
+		}
+		opts[key] = vals
+	}
+	if len(opts) > 0 {
+		if t, err = t.(Configurable).Configure(opts); err != nil {
+			return Target{}, err
+		}
+		tgt.Options = opts
+	}
+	tgt.Transport = t
+	if p, ok := t.(EndpointParser); ok && ep.Transport != "" {
+		tgt.Addr, err = p.ParseEndpointAddr(ep.Address)
+	} else {
+		tgt.Addr, err = t.ParseAddr(ep.Address)
+	}
 	if err != nil {
 		return Target{}, err
 	}
-	return Target{Transport: t, Address: ep.Address, Addr: addr}, nil
+	return tgt, nil
+}
+
+func unknownKey(declared []Option) error {
+	valid := []string{CodecKey}
+	for _, o := range declared {
+		valid = append(valid, o.Name)
+	}
+	sort.Strings(valid)
+	return fmt.Errorf("unknown option in the endpoint; valid: %s", strings.Join(valid, ", "))
+}
+
+// MatchBare returns the transport of reg that a bare address belongs to:
+// the one [Certain] of it, else the one that takes it as a [Fallback].
+func MatchBare(reg *Registry[Transport], address string) (Transport, error) {
+	return matchBare(reg, address)
+}
+
+func matchBare(reg *Registry[Transport], address string) (Transport, error) {
+	var certain, fallback []Transport
+	for _, name := range reg.Names() {
+		t, _ := reg.Lookup(name)
+		m, ok := t.(BareMatcher)
+		if !ok {
+			continue
+		}
+		switch m.MatchBare(address) {
+		case Certain:
+			certain = append(certain, t)
+		case Fallback:
+			fallback = append(fallback, t)
+		}
+	}
+	for _, set := range [][]Transport{certain, fallback} {
+		switch len(set) {
+		case 0:
+			continue
+		case 1:
+			return set[0], nil
+		}
+		names := make([]string, len(set))
+		for i, t := range set {
+			names[i] = t.Name()
+		}
+		return nil, fmt.Errorf("address %q could belong to transports %s: write its scheme, such as %s://%s",
+			address, strings.Join(names, " or "), names[0], escapeAddress(address))
+	}
+	return nil, fmt.Errorf("address %q names no transport: write it as scheme://address (schemes: %s)", address, strings.Join(reg.Names(), ", "))
+}
+
+// Resolve is [Resolver.Resolve] with the registry reg and the transport
+// fallback for bare addresses ("" to find it from the address's form).
+func Resolve(reg *Registry[Transport], s, fallback string) (Target, error) {
+	r := Resolver{Transports: reg, Transport: fallback}
+	return r.Resolve(s)
 }

@@ -24,3 +24,19 @@ func TransportLogger(ctx context.Context, name string) hclog.Logger {
 	}
 	return hclog.NewNullLogger()
 }
+
+type encryptedKey struct{}
+
+// WithEncrypted returns a context telling the transport underneath a
+// wrapping one that the wrapper encrypts what it carries (the tls
+// transport passes it to TCP), so the inner one need not warn that its
+// traffic is readable.
+func WithEncrypted(ctx context.Context) context.Context {
+	return context.WithValue(ctx, encryptedKey{}, true)
+}
+
+// IsEncrypted reports whether ctx came through [WithEncrypted].
+func IsEncrypted(ctx context.Context) bool {
+	v, _ := ctx.Value(encryptedKey{}).(bool)
+	return v
+}

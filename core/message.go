@@ -55,11 +55,23 @@ func (m *frames) sender() string {
 	return m.from.Name()
 }
 
+// reset prepares the cache for one message and n codecs.
+func (m *frames) reset(from *Peer, payload []byte, n int) {
+	m.from, m.payload = from, payload
+	if cap(m.enc) < n {
+		m.enc, m.done = make([]*frame, n), make([]bool, n)
+	}
+	m.enc, m.done = m.enc[:n], m.done[:n]
+	clear(m.enc)
+	clear(m.done)
+}
+
 // get returns the message encoded for the codec at idx, encoding it on first
-// use. It returns nil (and logs) when the codec cannot carry the message.
-func (m *frames) get(s *Server, idx int) *frame {
+// use. It returns nil and the codec's refusal (logged once per message) when
+// the codec cannot carry the message.
+func (m *frames) get(s *Server, idx int) (*frame, error) {
 	if m.done[idx] {
-		return m.enc[idx]
+		return m.enc[idx], nil
 	}
 	m.done[idx] = true
 	codec := s.codecAt(idx)
@@ -73,10 +85,10 @@ func (m *frames) get(s *Server, idx int) *frame {
 	if err != nil {
 		f.release()
 		s.log().Warn("message not delivered to clients of this codec", "from", m.sender(), "codec", codec.Name(), "error", err)
-		return nil
+		return nil, err
 	}
 	m.enc[idx] = f
-	return f
+	return f, nil
 }
 
 // chatBody returns "name: payload", in the sender's reusable buffer.

@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -19,6 +20,11 @@ const (
 	DefaultMaxConns         = 4096
 	DefaultHandshakeTimeout = 10 * time.Second
 	DefaultReadBudget       = 256 << 20
+	// DefaultLinger bounds how long a graceful close reads (and drops) what
+	// a peer still sends after the server's last write, so that closing does
+	// not reset a connection whose peer has unread data; [Server.Shutdown]
+	// bounds it further by its context's deadline.
+	DefaultLinger = 2 * time.Second
 )
 
 // HostName is the sender name of messages sent with [Server.Broadcast].
@@ -29,51 +35,54 @@ const HostName = "host"
 // value is ready to use; set the fields before the first call to Serve and do
 // not change them after.
 //
+// One rule for every limit and timeout below: zero means the default named
+// beside it (a Default constant), and a negative value means no limit.
+// MaxFrame, QueueLen and QueueBytes cannot be unlimited: Serve refuses a
+// negative value there.
+//
 // All methods are safe for concurrent use.
 type Server struct {
 	// Logger receives the server's logs, under the name "server". nil means
 	// no logging.
 	Logger hclog.Logger
-	// MaxFrame is the largest message accepted from a client, in bytes; 0
-	// means DefaultMaxFrame. A client that sends more is disconnected.
+	// MaxFrame is the largest message accepted from a client, in bytes
+	// (default DefaultMaxFrame). A client that sends more is disconnected.
 	MaxFrame int
 	// QueueLen and QueueBytes bound each client's outbound queue, in
-	// messages and bytes (a single message larger than QueueBytes still
-	// passes through an empty queue); 0 means DefaultQueueLen and
-	// DefaultQueueBytes. A full queue makes the senders wait.
+	// messages and bytes (defaults DefaultQueueLen and DefaultQueueBytes; a
+	// single message larger than QueueBytes still passes through an empty
+	// queue). A full queue makes the senders wait.
 	QueueLen   int
 	QueueBytes int
 	// StallTimeout disconnects a client that makes no progress reading its
-	// messages for this long while others wait on it; 0 means
-	// DefaultStallTimeout, a negative value never.
+	// messages for this long while others wait on it (default
+	// DefaultStallTimeout).
 	StallTimeout time.Duration
 	// ReadBudget bounds the bytes that all clients' large partial frames may
 	// hold at once (read buffers past their first 64 KiB), so that many
 	// clients each sending a frame just under MaxFrame cannot take
-	// MaxConns × MaxFrame of memory. A client whose frame would exceed it
-	// is disconnected with a BudgetError. 0 means DefaultReadBudget (256
-	// MiB), a negative value no budget.
+	// MaxConns × MaxFrame of memory (default DefaultReadBudget). A client
+	// whose frame would exceed it is disconnected with a [BudgetError].
 	ReadBudget int64
-	// MaxConns is the most clients connected at once (counting those still
-	// in their handshake); 0 means DefaultMaxConns, a negative value no
-	// limit. A connection past the limit is closed at once and logged.
+	// MaxConns is the most clients connected at once, counting those still
+	// in their handshake (default DefaultMaxConns). A connection past the
+	// limit is closed at once and logged with a [PeerLimitError].
 	MaxConns int
 	// IdleTimeout disconnects a client when nothing has moved either way for
 	// this long: it sent nothing and took nothing (a half-open connection
 	// whose peer vanished, a peer dripping a frame). A client that only
-	// listens stays while the room talks. 0 means never.
+	// listens stays while the room talks. The default is no limit.
 	IdleTimeout time.Duration
 	// WriteTimeout bounds how long one batch of writes to a client may take
-	// even while it makes progress (a reader that drips); 0 means no bound
-	// beyond StallTimeout.
+	// even while it makes progress (a reader that drips). The default is no
+	// bound beyond StallTimeout.
 	WriteTimeout time.Duration
-	// HandshakeTimeout bounds the handshake of transports that have one
-	// (connections with a HandshakeContext method, such as TLS); 0 means
-	// DefaultHandshakeTimeout.
+	// HandshakeTimeout bounds the handshake of connections that have one
+	// ([Handshaker], such as TLS) (default DefaultHandshakeTimeout).
 	HandshakeTimeout time.Duration
-	// Admit, when set, decides whether a connected peer may join (after its
-	// handshake, so its identity is known); an error refuses it, and is
-	// logged as the reason.
+	// Admit, when set, decides whether a connected peer may join, after its
+	// handshake (so its identity is known) and after its listener's own
+	// rules ([Admitter]); an error refuses it, and is logged as the reason.
 	Admit func(p *Peer) error
 	// NameByIdentity names peers by their transport identity ([Peer.Identity]:
 	// "vm(3)", "uid=1000,pid=42", a certificate's common name) instead of
@@ -90,12 +99,20 @@ type Server struct {
 	OnJoin    func(p *Peer)
 	OnMessage func(p *Peer, msg []byte)
 	OnLeave   func(p *Peer, err error)
+	// OnRefuse, when set, is called for a connection that is not let in: the
+	// peer limit, a failed handshake, an admission rule. err matches
+	// [ErrTooManyPeers], [ErrHandshake], a handshake [TimeoutError] or
+	// [ErrRefused]. It must not block for long.
+	OnRefuse func(remote net.Addr, err error)
 
 	initOnce sync.Once
 	logger   hclog.Logger
+	ctx      context.Context // ended by Close: handshakes stop
+	cancel   context.CancelFunc
 	done     chan struct{} // closed by Close
 	shutdown atomic.Bool   // set by Shutdown and Close
 	nextID   atomic.Uint64
+	linger   atomic.Int64 // unix nanoseconds a closing connection may linger until; 0: DefaultLinger from now
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -108,6 +125,7 @@ type Server struct {
 	room      atomic.Pointer[[]*Peer] // the peers that receive broadcasts
 	codecList atomic.Pointer[[]Codec]
 	wg        sync.WaitGroup // peer goroutines
+	reading   sync.WaitGroup // read loops running (Shutdown waits for them to stop)
 }
 
 func (s *Server) init() {
@@ -118,6 +136,7 @@ func (s *Server) init() {
 		}
 		s.logger = s.logger.Named("server")
 		s.done = make(chan struct{})
+		s.ctx, s.cancel = context.WithCancel(context.Background())
 		s.listeners = make(map[net.Listener]struct{})
 		s.peers = make(map[*Peer]struct{})
 		s.room.Store(new([]*Peer))
@@ -127,24 +146,61 @@ func (s *Server) init() {
 
 func (s *Server) log() hclog.Logger { s.init(); return s.logger }
 
-func (s *Server) stallTimeout() time.Duration {
+// limit applies the zero and negative rule to a limit: 0 is def, negative
+// is 0 ("none").
+func limit[T int | int64 | time.Duration](v, def T) T {
 	switch {
-	case s.StallTimeout == 0:
-		return DefaultStallTimeout
-	case s.StallTimeout < 0:
+	case v == 0:
+		return def
+	case v < 0:
 		return 0
 	}
-	return s.StallTimeout
+	return v
+}
+
+func (s *Server) stallTimeout() time.Duration { return limit(s.StallTimeout, DefaultStallTimeout) }
+func (s *Server) maxConns() int               { return limit(s.MaxConns, DefaultMaxConns) }
+func (s *Server) readBudget() int64           { return limit(s.ReadBudget, int64(DefaultReadBudget)) }
+func (s *Server) idleTimeout() time.Duration  { return limit(s.IdleTimeout, 0) }
+func (s *Server) writeTimeout() time.Duration { return limit(s.WriteTimeout, 0) }
+func (s *Server) handshakeTimeout() time.Duration {
+	return limit(s.HandshakeTimeout, DefaultHandshakeTimeout)
+}
+func (s *Server) queueLimits() (int, int) {
+	return limit(s.QueueLen, DefaultQueueLen), limit(s.QueueBytes, DefaultQueueBytes)
+}
+
+// check refuses a configuration that would remove a bound that cannot be
+// removed.
+func (s *Server) check() error {
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"MaxFrame", s.MaxFrame}, {"QueueLen", s.QueueLen}, {"QueueBytes", s.QueueBytes}} {
+		if f.v < 0 {
+			return fmt.Errorf("tether: Server.%s is %d: it cannot be unlimited; use 0 for the default or a positive value", f.name, f.v)
+		}
+	}
+	return nil
 }
 
 // Serve accepts connections on l, speaking codec c with them, and adds them to
 // the room. Serve may be called for several listeners at once. It always
 // returns a non-nil error: [ErrServerClosed] after Shutdown or Close. The
-// server closes l when it is shut down.
+// server closes l when it is shut down, and when Serve returns for any other
+// reason.
 func (s *Server) Serve(l net.Listener, c Codec) error {
 	s.init()
+	if l == nil {
+		return errors.New("tether: Serve needs a listener")
+	}
 	if c == nil {
+		l.Close()
 		return errors.New("tether: Serve needs a codec")
+	}
+	if err := s.check(); err != nil {
+		l.Close()
+		return err
 	}
 	s.mu.Lock()
 	if s.shutdown.Load() {
@@ -166,6 +222,7 @@ func (s *Server) Serve(l net.Listener, c Codec) error {
 				return ErrServerClosed
 			}
 			if errors.Is(err, net.ErrClosed) {
+				s.forgetListener(l)
 				return err
 			}
 			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
@@ -178,14 +235,20 @@ func (s *Server) Serve(l net.Listener, c Codec) error {
 			continue
 		}
 		delay = 0
-		s.startPeer(conn, c, idx)
+		s.startPeer(conn, l, c, idx)
 	}
+}
+
+func (s *Server) forgetListener(l net.Listener) {
+	s.mu.Lock()
+	delete(s.listeners, l)
+	s.mu.Unlock()
 }
 
 // codecIndexLocked returns c's index in s.codecs, adding it if new.
 func (s *Server) codecIndexLocked(c Codec) int {
 	for i, have := range s.codecs {
-		if have == c {
+		if sameValue(have, c) {
 			return i
 		}
 	}
@@ -197,54 +260,54 @@ func (s *Server) codecIndexLocked(c Codec) int {
 
 func (s *Server) codecAt(i int) Codec { return (*s.codecList.Load())[i] }
 
-func (s *Server) startPeer(conn net.Conn, c Codec, idx int) {
-	p := newPeer(s, conn, c, idx, s.nextID.Add(1))
+func (s *Server) startPeer(conn net.Conn, l net.Listener, c Codec, idx int) {
 	s.mu.Lock()
 	if s.shutdown.Load() {
 		s.mu.Unlock()
 		conn.Close()
 		return
 	}
-	if limit := s.maxConns(); limit > 0 && len(s.peers) >= limit {
+	if max := s.maxConns(); max > 0 && len(s.peers) >= max {
 		s.mu.Unlock()
 		conn.Close()
-		s.logger.Warn("connection refused: too many clients", "remote", remoteString(conn), "clients", limit, "limit", limit)
+		s.refused(conn, &PeerLimitError{Limit: max})
 		return
 	}
+	p := newPeer(s, conn, c, idx, s.nextID.Add(1))
 	s.peers[p] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
-	go p.run()
+	go p.run(l)
 }
 
-func (s *Server) maxConns() int {
-	if s.MaxConns == 0 {
-		return DefaultMaxConns
+// refused logs a connection that was not let in and tells OnRefuse.
+func (s *Server) refused(conn net.Conn, err error) {
+	s.logger.Warn("connection refused", "remote", remoteString(conn), "error", err)
+	if s.OnRefuse != nil {
+		s.OnRefuse(conn.RemoteAddr(), err)
 	}
-	return s.MaxConns
 }
 
-// join adds a peer that passed its handshake and admission to the room.
+// join adds a peer that passed its handshake and admission to the room. It
+// returns false once the server is shutting down.
 func (s *Server) join(p *Peer) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.shutdown.Load() {
 		return false
 	}
-	s.joinRoomLocked(p)
-	return true
-}
-
-// joinRoomLocked and leaveRoomLocked replace the room snapshot: broadcasts
-// read it without locking.
-func (s *Server) joinRoomLocked(p *Peer) {
+	p.setState(active, nil)
+	s.reading.Add(1)
 	old := *s.room.Load()
 	room := make([]*Peer, len(old), len(old)+1)
 	copy(room, old)
 	room = append(room, p)
 	s.room.Store(&room)
+	return true
 }
 
+// leaveRoom replaces the room snapshot without p: broadcasts read it
+// without locking.
 func (s *Server) leaveRoom(p *Peer) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -258,14 +321,17 @@ func (s *Server) leaveRoom(p *Peer) {
 	s.room.Store(&room)
 }
 
+// forget removes a finished peer.
+func (s *Server) forget(p *Peer) {
+	s.mu.Lock()
+	delete(s.peers, p)
+	s.mu.Unlock()
+}
+
 // budget is the readers' hook into the read budget.
 func (s *Server) budget(delta int) error {
 	used := s.budgetUsed.Add(int64(delta))
-	limit := s.ReadBudget
-	if limit == 0 {
-		limit = DefaultReadBudget
-	}
-	if delta > 0 && limit > 0 && used > limit {
+	if limit := s.readBudget(); delta > 0 && limit > 0 && used > limit {
 		s.budgetUsed.Add(-int64(delta))
 		return &BudgetError{Need: delta, InUse: used - int64(delta), Limit: limit}
 	}
@@ -280,95 +346,130 @@ func (s *Server) Peers() []*Peer {
 
 // Broadcast sends msg to every client, as the host. It waits, like any
 // sender, while a receiver's queue is full. It returns ErrServerClosed once
-// the server is shutting down.
+// the server is shutting down, and an [*UndeliverableError] when clients
+// are connected but none of their codecs can carry msg; a message that
+// some clients' codecs cannot carry reaches the others, and the refusal is
+// logged.
 func (s *Server) Broadcast(msg []byte) error {
 	s.init()
 	if s.shutdown.Load() {
 		return ErrServerClosed
 	}
-	s.broadcast(nil, msg)
+	m := &frames{}
+	res := s.broadcast(nil, msg, m)
+	if res.peers > 0 && res.delivered == 0 && len(res.refusals) > 0 {
+		return &UndeliverableError{Peers: res.peers, Errs: res.refusals}
+	}
 	return nil
 }
 
-// broadcast queues payload for every peer of the room except from. It
-// returns false if from died while waiting for room in a queue.
-func (s *Server) broadcast(from *Peer, payload []byte) bool {
+// broadcastResult counts what a broadcast did.
+type broadcastResult struct {
+	peers, delivered int
+	refusals         []error // codecs that could not carry the message (host broadcasts only)
+	senderGone       bool    // the sending peer died while waiting for room in a queue
+}
+
+// broadcast queues payload for every peer of the room except from, using m
+// as its encodings cache (a peer's own, so that a broadcast allocates
+// nothing).
+func (s *Server) broadcast(from *Peer, payload []byte, m *frames) broadcastResult {
 	room := *s.room.Load()
-	n := len(*s.codecList.Load())
-	// The encodings cache lives in the sender (only its read loop
-	// broadcasts for it), so a broadcast allocates nothing.
-	m := &frames{}
-	if from != nil {
-		m = &from.bcast
-	}
-	m.from, m.payload = from, payload
-	if cap(m.enc) < n {
-		m.enc, m.done = make([]*frame, n), make([]bool, n)
-	}
-	m.enc, m.done = m.enc[:n], m.done[:n]
-	clear(m.enc)
-	clear(m.done)
+	m.reset(from, payload, len(*s.codecList.Load()))
 	defer m.releaseAll()
+	var res broadcastResult
 	for _, p := range room {
 		if p == from {
 			continue
 		}
-		f := m.get(s, p.codecIdx)
+		res.peers++
+		f, err := m.get(s, p.codecIdx)
 		if f == nil {
+			if err != nil && from == nil {
+				res.refusals = append(res.refusals, err)
+			}
 			continue
 		}
 		f.hold()
 		if !p.enqueue(f, from) {
-			return false
+			res.senderGone = true
+			return res
 		}
+		res.delivered++
 	}
-	return true
+	return res
 }
 
 // Shutdown stops the server gracefully: it closes the listeners, stops
-// reading from clients, delivers every message already accepted, then closes
-// the connections. If ctx ends first, it closes everything at once (as Close)
-// and returns ctx's error.
+// reading from clients, delivers every message already accepted, then
+// closes the connections (each may linger up to DefaultLinger, never past
+// ctx's deadline, reading what its client still sends so the close does not
+// reset it). If ctx ends first, it closes everything at once (as Close) and
+// returns ctx's error.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.init()
 	s.mu.Lock()
 	s.shutdown.Store(true)
-	s.closeListenersLocked()
-	peers := make([]*Peer, 0, len(s.peers))
-	for p := range s.peers {
-		peers = append(peers, p)
+	if dl, ok := ctx.Deadline(); ok {
+		s.linger.Store(dl.UnixNano())
 	}
+	s.closeListenersLocked()
+	peers := s.peersLocked()
 	s.mu.Unlock()
 	s.logger.Info("shutting down", "peers", len(peers))
 
 	for _, p := range peers {
 		p.stopReading()
 	}
-	if err := waitEach(ctx, peers, func(p *Peer) <-chan struct{} { return p.readerDone }); err != nil {
+	if err := waitCtx(ctx, s.reading.Wait); err != nil {
 		s.Close()
 		return err
 	}
 	for _, p := range peers {
-		p.drain()
+		p.setState(draining, nil)
 	}
-	if err := waitEach(ctx, peers, func(p *Peer) <-chan struct{} { return p.finished }); err != nil {
-		s.Close()
-		return err
+	for _, p := range peers {
+		select {
+		case <-p.gone:
+		case <-ctx.Done():
+			s.Close()
+			return ctx.Err()
+		}
 	}
 	s.Close()
 	return nil
 }
 
-// waitEach waits for the channel done(p) of every peer, or for ctx to end.
-func waitEach(ctx context.Context, peers []*Peer, done func(*Peer) <-chan struct{}) error {
-	for _, p := range peers {
-		select {
-		case <-done(p):
-		case <-ctx.Done():
-			return ctx.Err()
+// waitCtx runs wait and returns nil when it returns, or ctx's error if ctx
+// ends first (wait then finishes in the background).
+func waitCtx(ctx context.Context, wait func()) error {
+	done := make(chan struct{})
+	go func() { wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *Server) peersLocked() []*Peer {
+	peers := make([]*Peer, 0, len(s.peers))
+	for p := range s.peers {
+		peers = append(peers, p)
+	}
+	return peers
+}
+
+// lingerDeadline is when a closing connection stops lingering.
+func (s *Server) lingerDeadline() time.Time {
+	d := time.Now().Add(DefaultLinger)
+	if until := s.linger.Load(); until != 0 {
+		if u := time.Unix(0, until); u.Before(d) {
+			return u
 		}
 	}
-	return nil
+	return d
 }
 
 // Close closes the listeners and every connection at once; queued messages
@@ -379,14 +480,12 @@ func (s *Server) Close() error {
 		s.mu.Lock()
 		s.shutdown.Store(true)
 		close(s.done)
+		s.cancel()
 		s.closeListenersLocked()
-		peers := make([]*Peer, 0, len(s.peers))
-		for p := range s.peers {
-			peers = append(peers, p)
-		}
+		peers := s.peersLocked()
 		s.mu.Unlock()
 		for _, p := range peers {
-			p.kill(ErrServerClosed)
+			p.setState(closed, ErrServerClosed)
 		}
 	})
 	return nil

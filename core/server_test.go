@@ -355,8 +355,9 @@ func TestHostilePeersHarmNoOne(t *testing.T) {
 				if !errors.Is(err, a.want) {
 					t.Fatalf("hostile peer removed with %v, want %v", err, a.want)
 				}
-				if a.name == "text on length" && !strings.Contains(err.Error(), "--codec line") {
-					t.Fatalf("error %q lacks the codec hint", err)
+				var tl *core.FrameTooLargeError
+				if a.name == "text on length" && (!errors.As(err, &tl) || tl.PeerCodec != "line") {
+					t.Fatalf("error %q does not name the line codec the peer seems to speak", err)
 				}
 			case <-time.After(5 * time.Second):
 				t.Fatal("hostile peer not disconnected")
@@ -630,8 +631,8 @@ func TestWriteTimeoutDripReader(t *testing.T) {
 	}()
 	select {
 	case err := <-left:
-		var le *core.LimitError
-		if !errors.As(err, &le) || le.What != "write timeout" || le.Limit != "300ms" {
+		var te *core.TimeoutError
+		if !errors.As(err, &te) || !errors.Is(err, core.ErrWriteTimeout) || te.Timeout != 300*time.Millisecond {
 			t.Fatalf("the drip reader left with %v, want a write timeout of 300ms", err)
 		}
 	case <-time.After(10 * time.Second):

@@ -18,14 +18,24 @@ var batchPool = sync.Pool{New: func() any { b := make([]byte, 0, batchSize); ret
 // writer writes batches of frames to a connection with as few system calls
 // as it can: small frames are copied together (and released at once),
 // large ones are passed by reference, and the lot goes out in one vectored
-// write where the connection supports it.
+// write when the connection is a socket the engine may use directly
+// ([SocketOf]); any other connection gets one Write per piece.
 type writer struct {
-	conn  net.Conn
-	stall time.Duration // 0: no stall detection
-	total time.Duration // 0: no bound on one batch's time
-	vec   net.Buffers   // reused backing array for the vectored write
-	out   net.Buffers   // the slice WriteTo consumes (a field: no allocation)
-	held  []*frame      // large frames referenced by vec until written
+	conn   net.Conn
+	socket net.Conn      // the socket behind conn, or nil: write through conn.Write
+	stall  time.Duration // 0: no stall detection
+	total  time.Duration // 0: no bound on one batch's time
+	vec    net.Buffers   // reused backing array for the vectored write
+	out    net.Buffers   // the slice being written (a field: no allocation)
+	held   []*frame      // large frames referenced by vec until written
+}
+
+func newWriter(conn net.Conn, stall, total time.Duration) writer {
+	w := writer{conn: conn, stall: stall, total: total}
+	if s, ok := SocketOf(conn); ok {
+		w.socket = s
+	}
+	return w
 }
 
 // write sends every frame of batch, releasing each, and returns the bytes of
@@ -58,7 +68,7 @@ func (w *writer) write(batch []*frame) (int, error) {
 		vec = append(vec, scratch[run:])
 	}
 	used := len(vec)
-	w.vec = vec[:0] // keep the backing array: WriteTo consumes the slice it is given
+	w.vec = vec[:0] // keep the backing array: the write consumes the slice it is given
 	w.out = vec
 	err := w.send(&w.out)
 	clear(w.vec[:used])
@@ -81,13 +91,19 @@ func (w *writer) send(bufs *net.Buffers) error {
 		if w.stall > 0 || w.total > 0 {
 			w.conn.SetWriteDeadline(w.deadline(start))
 		}
-		n, err := bufs.WriteTo(w.conn)
+		var n int64
+		var err error
+		if w.socket != nil {
+			n, err = bufs.WriteTo(w.socket)
+		} else {
+			n, err = writeEach(w.conn, bufs)
+		}
 		if err == nil {
 			return nil
 		}
 		if isTimeout(err) {
 			if w.total > 0 && time.Since(start) >= w.total {
-				return &LimitError{What: "write timeout", Limit: w.total.String(), Err: err}
+				return &TimeoutError{Limit: ErrWriteTimeout, Timeout: w.total, Err: err}
 			}
 			if n > 0 {
 				continue // slow, but moving: nothing is lost
@@ -97,6 +113,30 @@ func (w *writer) send(bufs *net.Buffers) error {
 		return err
 	}
 	return nil
+}
+
+// writeEach writes each buffer through c.Write, consuming what was written,
+// as net.Buffers.WriteTo does for a writer without vectored writes.
+func writeEach(c net.Conn, bufs *net.Buffers) (int64, error) {
+	var total int64
+	for len(*bufs) > 0 {
+		b := (*bufs)[0]
+		n, err := c.Write(b)
+		total += int64(n)
+		if n < len(b) {
+			(*bufs)[0] = b[n:]
+			if err == nil {
+				continue
+			}
+			return total, err
+		}
+		(*bufs)[0] = nil
+		*bufs = (*bufs)[1:]
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
 }
 
 // deadline is the sooner of the stall deadline and the batch's deadline.

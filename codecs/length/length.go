@@ -80,7 +80,8 @@ func (r *reader) ReadFrame() ([]byte, error) {
 	head := r.buf.Buffered()[:HeaderSize]
 	n := binary.BigEndian.Uint32(head)
 	if int64(n) > int64(r.limit) {
-		return nil, &core.FrameTooLargeError{Codec: Name, Size: int64(n), Limit: r.limit, Hint: Diagnose(head)}
+		hint, peer := diagnose(head)
+		return nil, &core.FrameTooLargeError{Codec: Name, Size: int64(n), Limit: r.limit, Hint: hint, PeerCodec: peer}
 	}
 	total := HeaderSize + int(n)
 	if err := r.buf.Need(total); err != nil {
@@ -103,9 +104,9 @@ func (r *reader) endErr(err error, want int64) error {
 	return err
 }
 
-// Diagnose looks at a length prefix that announced an oversized frame and
-// says what the peer probably is, or returns "".
-func Diagnose(head []byte) string {
+// diagnose looks at a length prefix that announced an oversized frame and
+// says what the peer probably is, and which codec it seems to speak.
+func diagnose(head []byte) (hint, peerCodec string) {
 	text := true
 	for _, c := range head {
 		if c != '\t' && c != '\r' && c != '\n' && (c < 0x20 || c > 0x7e) {
@@ -114,9 +115,9 @@ func Diagnose(head []byte) string {
 	}
 	switch {
 	case head[0] == 0x16 && head[1] == 0x03:
-		return "the bytes look like a TLS handshake: is the peer speaking TLS?"
+		return "the bytes look like a TLS handshake: the peer may be speaking TLS", ""
 	case text:
-		return fmt.Sprintf("the length bytes %q look like text: is the peer using --codec line?", head)
+		return fmt.Sprintf("the length bytes %q look like text: the peer may be speaking the line codec", head), "line"
 	}
-	return ""
+	return "", ""
 }

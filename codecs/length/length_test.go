@@ -28,10 +28,11 @@ func TestOversizedHints(t *testing.T) {
 		in   []byte
 		size int64
 		hint string
+		peer string
 	}{
-		{"4 GiB prefix", []byte{0xff, 0xff, 0xff, 0xff}, 1<<32 - 1, ""},
-		{"text", []byte("hello\n"), 0x68656c6c, "--codec line"},
-		{"tls", []byte{0x16, 0x03, 0x01, 0x02, 0x00}, 0x16030102, "TLS"},
+		{"4 GiB prefix", []byte{0xff, 0xff, 0xff, 0xff}, 1<<32 - 1, "", ""},
+		{"text", []byte("hello\n"), 0x68656c6c, "line codec", "line"},
+		{"tls", []byte{0x16, 0x03, 0x01, 0x02, 0x00}, 0x16030102, "TLS", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -45,6 +46,9 @@ func TestOversizedHints(t *testing.T) {
 			}
 			if !strings.Contains(tl.Hint, tt.hint) || (tt.hint == "" && tl.Hint != "") {
 				t.Fatalf("hint %q, want one containing %q", tl.Hint, tt.hint)
+			}
+			if tl.PeerCodec != tt.peer {
+				t.Fatalf("PeerCodec %q, want %q", tl.PeerCodec, tt.peer)
 			}
 		})
 	}

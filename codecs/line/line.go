@@ -151,6 +151,11 @@ func (r *reader) ReadFrame() ([]byte, error) {
 }
 
 func (r *reader) tooLarge(seen int64) error {
-	return &core.FrameTooLargeError{Codec: Name, Size: seen, Limit: r.limit,
-		Hint: "no newline within the limit: is the peer using --codec length, or sending binary data?"}
+	err := &core.FrameTooLargeError{Codec: Name, Size: seen, Limit: r.limit,
+		Hint: "no newline within the limit: the peer may be sending binary data"}
+	if data := r.buf.Buffered(); len(data) >= 4 && data[0] == 0 {
+		// A small big-endian number up front: a length prefix.
+		err.Hint, err.PeerCodec = "no newline within the limit, and the bytes start like a length prefix: the peer may be speaking the length codec", "length"
+	}
+	return err
 }

@@ -75,8 +75,13 @@ func TestEndlessLineNamesFigures(t *testing.T) {
 	if !errors.As(err, &tl) {
 		t.Fatalf("got %v, want FrameTooLargeError", err)
 	}
-	if tl.Limit != 100 || tl.Size < 101 || !strings.Contains(err.Error(), "--codec length") {
-		t.Fatalf("got %q (size %d, limit %d), want the limit 100, a size above it and a hint", err, tl.Size, tl.Limit)
+	if tl.Limit != 100 || tl.Size < 101 || !strings.Contains(err.Error(), "binary data") || tl.PeerCodec != "" {
+		t.Fatalf("got %q (size %d, limit %d, peer codec %q), want the limit 100, a size above it and a hint", err, tl.Size, tl.Limit, tl.PeerCodec)
+	}
+	// Length-prefixed frames sent to a line reader: named.
+	fr = line.Codec{}.NewReader(strings.NewReader("\x00\x00\x01\x00"+strings.Repeat("y", 300)), 100)
+	if _, err := fr.ReadFrame(); !errors.As(err, &tl) || tl.PeerCodec != "length" {
+		t.Fatalf("got %v, want a FrameTooLargeError naming the length codec", err)
 	}
 }
 

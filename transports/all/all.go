@@ -1,12 +1,19 @@
-// Package all registers every built-in transport in core.Transports:
+// Package all registers every built-in transport in core.Transports and makes
+// "unix" the default (the transport of an empty address):
 //
 //	import _ "github.com/tetherkit/tether/transports/all"
+//
+// A program that registers a transport of its own may make it the default
+// after this import, with core.Transports.SetDefault.
 package all
 
 import (
+	"github.com/tetherkit/tether/core"
 	_ "github.com/tetherkit/tether/transports/hvsock" // registers "hvsock"
 	_ "github.com/tetherkit/tether/transports/tcp"    // registers "tcp"
-	_ "github.com/tetherkit/tether/transports/tls"    // registers "tls"
-	_ "github.com/tetherkit/tether/transports/unix"   // registers "unix"
+	_ "github.com/tetherkit/tether/transports/tlstcp" // registers "tls"
+	"github.com/tetherkit/tether/transports/unix"     // registers "unix"
 	_ "github.com/tetherkit/tether/transports/vsock"  // registers "vsock"
 )
+
+func init() { core.Transports.SetDefault(unix.Name) }

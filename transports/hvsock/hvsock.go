@@ -15,7 +15,8 @@
 //   - Listen (guest to host): the VMM forwards a guest's connection to host
 //     port PORT to the unix socket "PATH_PORT"; Listen creates that socket
 //     with the unix transport's care (owner-only, stale sockets replaced, a
-//     live one never taken over).
+//     live one never taken over), and takes its socket-mode and
+//     socket-group options.
 //
 // Importing this package registers [Transport] in [core.Transports] as
 // "hvsock".
@@ -28,6 +29,7 @@ import (
 	"io"
 	"math"
 	"net"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -49,14 +51,62 @@ type Transport struct {
 	// Mode is the permission of the PATH_PORT sockets Listen creates; 0
 	// means owner-only.
 	Mode os.FileMode
+	// Group, when not nil, is the group id of the PATH_PORT sockets.
+	Group *int
+	// Dir is where Diagnose looks for VMM sockets; "" means it does not.
+	Dir string
 }
 
-var _ core.Transport = Transport{}
+var (
+	_ core.Transport    = Transport{}
+	_ core.Configurable = Transport{}
+	_ core.Diagnoser    = Transport{}
+)
 
 func init() { core.Transports.Register(Transport{}) }
 
 // Name returns "hvsock".
 func (Transport) Name() string { return Name }
+
+// Options lists socket-mode and socket-group (as the unix transport's, for
+// the PATH_PORT sockets) and hvsock-dir (where to look when diagnosing).
+func (Transport) Options() []core.Option {
+	var opts []core.Option
+	for _, o := range (unix.Transport{}).Options() {
+		if strings.HasPrefix(o.Name, "socket-") {
+			opts = append(opts, o)
+		}
+	}
+	return append(opts, core.Option{Name: "hvsock-dir", Use: core.ForDiagnose,
+		Usage: "hvsock: look for Firecracker or Cloud Hypervisor vsock sockets (uds_path) under this folder"})
+}
+
+// Configure returns a copy of t with the options set.
+func (t Transport) Configure(opts url.Values) (core.Transport, error) {
+	if err := core.CheckOptions(Name, t.Options(), opts); err != nil {
+		return nil, err
+	}
+	sock := url.Values{}
+	for key, vals := range opts {
+		if key == "hvsock-dir" {
+			t.Dir = vals[0]
+			continue
+		}
+		sock[key] = vals
+	}
+	if len(sock) > 0 {
+		u, err := unix.Transport{Mode: t.Mode, Group: t.Group}.Configure(sock)
+		if err != nil {
+			var oe *core.OptionError
+			if errors.As(err, &oe) {
+				oe.Transport = Name
+			}
+			return nil, err
+		}
+		t.Mode, t.Group = u.(unix.Transport).Mode, u.(unix.Transport).Group
+	}
+	return t, nil
+}
 
 // Addr is a hybrid vsock address: the VMM's socket and a vsock port.
 type Addr struct {
@@ -216,11 +266,17 @@ func handshake(c net.Conn, port uint32) (uint32, error) {
 
 // Conn is a connection to a guest through the VMM. It is a *net.UnixConn
 // whose addresses are hybrid vsock addresses: RemoteAddr is the guest port
-// dialed, LocalAddr carries the host-side port the VMM assigned.
+// dialed, LocalAddr carries the host-side port the VMM assigned. Its bytes
+// are the socket's, so it is [core.Transparent].
 type Conn struct {
 	*net.UnixConn
 	remote, local *Addr
 }
+
+var _ core.Transparent = (*Conn)(nil)
+
+// TransparentConn returns the socket and c: c only changes the addresses.
+func (c *Conn) TransparentConn() (net.Conn, net.Conn) { return c.UnixConn, c }
 
 // RemoteAddr returns PATH:GUESTPORT.
 func (c *Conn) RemoteAddr() net.Addr { return c.remote }
@@ -235,7 +291,7 @@ func (t Transport) Listen(ctx context.Context, address string) (net.Listener, er
 	if err != nil {
 		return nil, err
 	}
-	l, err := unix.Transport{Mode: t.Mode}.Listen(ctx, a.ListenPath())
+	l, err := unix.Transport{Mode: t.Mode, Group: t.Group}.Listen(ctx, a.ListenPath())
 	if err != nil {
 		return nil, err
 	}

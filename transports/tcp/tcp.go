@@ -3,16 +3,22 @@
 // Addresses are "host:port" ("127.0.0.1:7000", "[::1]:7000",
 // "localhost:7000"). A listen address with no host (":7000") listens on
 // loopback only; write "0.0.0.0:7000" or "[::]:7000" to listen beyond this
-// machine.
+// machine, and the listener then warns that the traffic is not encrypted
+// (unless a layer above encrypts it: see [core.WithEncrypted]). The option
+// allow-net admits only peers from the address ranges named.
 //
 // Importing this package registers [Transport] in [core.Transports] as "tcp".
 package tcp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/tetherkit/tether/core"
 )
@@ -21,14 +27,90 @@ import (
 const Name = "tcp"
 
 // Transport is the TCP transport. The zero value is ready to use.
-type Transport struct{}
+type Transport struct {
+	// AllowNets, when set, admits only peers whose address is in one of
+	// these ranges.
+	AllowNets []*net.IPNet
+}
 
-var _ core.Transport = Transport{}
+var (
+	_ core.Transport    = Transport{}
+	_ core.Configurable = Transport{}
+	_ core.BareMatcher  = Transport{}
+	_ core.Ephemeral    = Transport{}
+)
 
 func init() { core.Transports.Register(Transport{}) }
 
 // Name returns "tcp".
 func (Transport) Name() string { return Name }
+
+// Options lists allow-net.
+func (Transport) Options() []core.Option {
+	return []core.Option{AllowNetOption}
+}
+
+// AllowNetOption is the allow-net option, which every transport that admits
+// peers by their IP address declares the same way.
+var AllowNetOption = core.Option{Name: "allow-net", Use: core.ForListen, Multi: true,
+	Usage: "admit only peers from these address ranges (comma-separated: 127.0.0.0/8, ::1, 10.0.0.0/24)"}
+
+// Configure returns a copy of t with the options set.
+func (t Transport) Configure(opts url.Values) (core.Transport, error) {
+	if err := core.CheckOptions(Name, t.Options(), opts); err != nil {
+		return nil, err
+	}
+	if vals, ok := opts["allow-net"]; ok {
+		nets, err := ParseNets(vals)
+		if err != nil {
+			return nil, &core.OptionError{Transport: Name, Option: "allow-net", Value: strings.Join(vals, ","), Err: err}
+		}
+		t.AllowNets = append(slices.Clone(t.AllowNets), nets...)
+	}
+	return t, nil
+}
+
+// ParseNets reads comma-separated CIDR ranges or single addresses.
+func ParseNets(vals []string) ([]*net.IPNet, error) {
+	var out []*net.IPNet
+	for _, v := range vals {
+		for _, part := range strings.Split(v, ",") {
+			part = strings.TrimSpace(part)
+			if !strings.Contains(part, "/") {
+				if ip := net.ParseIP(part); ip != nil {
+					bits := 128
+					if ip.To4() != nil {
+						bits = 32
+					}
+					part = fmt.Sprintf("%s/%d", part, bits)
+				}
+			}
+			_, n, err := net.ParseCIDR(part)
+			if err != nil {
+				return nil, errors.New("want address ranges such as 127.0.0.0/8 or 10.1.2.3")
+			}
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+// MatchBare is certain of "host:port" with a numeric port and no '/' in
+// the host.
+func (Transport) MatchBare(address string) core.Match {
+	if strings.Contains(address, "/") {
+		return core.NoMatch
+	}
+	if _, err := parse(address); err == nil {
+		return core.Certain
+	}
+	return core.NoMatch
+}
+
+// EphemeralAddress returns a loopback address with a port the kernel picks.
+func (Transport) EphemeralAddress() (string, func(), error) {
+	return "127.0.0.1:0", func() {}, nil
+}
 
 // Addr is a TCP address as written: a host (name or IP literal, possibly
 // empty) and a port.
@@ -61,7 +143,7 @@ func parse(address string) (*Addr, error) {
 }
 
 // Listen listens on address; an empty host means loopback.
-func (Transport) Listen(ctx context.Context, address string) (net.Listener, error) {
+func (t Transport) Listen(ctx context.Context, address string) (net.Listener, error) {
 	a, err := parse(address)
 	if err != nil {
 		return nil, err
@@ -70,7 +152,44 @@ func (Transport) Listen(ctx context.Context, address string) (net.Listener, erro
 		a.Host = "127.0.0.1"
 	}
 	var lc net.ListenConfig
-	return lc.Listen(ctx, "tcp", a.String())
+	l, err := lc.Listen(ctx, "tcp", a.String())
+	if err != nil {
+		return nil, err
+	}
+	if ta, ok := l.Addr().(*net.TCPAddr); ok && !ta.IP.IsLoopback() && !core.IsEncrypted(ctx) {
+		core.TransportLogger(ctx, Name).Warn("listening beyond this machine without encryption; anyone who can reach the port can join (use the tls transport, or allow-net)", "addr", ta.String())
+	}
+	return &Listener{Listener: l, allow: t.AllowNets}, nil
+}
+
+// Listener is a TCP listener whose Admit applies the allow-net rule.
+// Accepted connections are plain *net.TCPConn values.
+type Listener struct {
+	net.Listener
+	allow []*net.IPNet
+}
+
+var _ core.Admitter = (*Listener)(nil)
+
+// Admit refuses a peer whose address is outside the allow-net ranges.
+func (l *Listener) Admit(c net.Conn) error {
+	if len(l.allow) == 0 {
+		return nil
+	}
+	ta, ok := c.RemoteAddr().(*net.TCPAddr)
+	if !ok {
+		return fmt.Errorf("peer address %v is not a TCP address; allow-net cannot admit it", c.RemoteAddr())
+	}
+	for _, n := range l.allow {
+		if n.Contains(ta.IP) {
+			return nil
+		}
+	}
+	ranges := make([]string, len(l.allow))
+	for i, n := range l.allow {
+		ranges[i] = n.String()
+	}
+	return fmt.Errorf("address %s is not allowed (allow-net %s)", ta.IP, strings.Join(ranges, ","))
 }
 
 // Dial connects to address; an empty host means loopback.
@@ -84,11 +203,4 @@ func (Transport) Dial(ctx context.Context, address string) (net.Conn, error) {
 	}
 	var d net.Dialer
 	return d.DialContext(ctx, "tcp", a.String())
-}
-
-// IsLoopback reports whether a listener address is reachable only from this
-// machine.
-func IsLoopback(addr net.Addr) bool {
-	ta, ok := addr.(*net.TCPAddr)
-	return ok && ta.IP.IsLoopback()
 }

@@ -1,13 +1,21 @@
 // Package unix is the unix-domain socket transport, for processes on one host.
 //
 // Addresses are file system paths ("/run/chat.sock", "chat.sock") or, on
-// Linux, abstract names written with a leading '@' ("@chat"). A path socket is
-// created owner-only (mode 0600) from the moment it exists; a stale socket
-// file that nobody listens on is replaced, a live one never is; the file is
-// removed on Close only if it is still the one this listener created.
+// Linux, abstract names written with a leading '@' ("@chat"). In the
+// endpoint form a path is absolute ("unix:///run/chat.sock") or explicitly
+// relative ("unix://./chat.sock"); "unix://run/chat.sock" is refused, as a
+// slash probably went missing.
 //
-// Accepted connections report the peer's process credentials (SO_PEERCRED) as
-// their RemoteAddr, a [*PeerAddr].
+// A path socket is owner-only (mode 0600) from the moment it exists, and is
+// widened to the mode and group asked for only after that: on Linux the
+// mode is set on the socket before it is bound, elsewhere the process umask
+// is narrowed around the bind. A stale socket file that nobody listens on is
+// replaced, a live one never is, and the file is removed on Close only if it
+// is still the one this listener created.
+//
+// Accepted connections report the peer's process credentials (SO_PEERCRED,
+// on Linux) as their RemoteAddr, a [*PeerAddr]; the options allow-uid and
+// allow-gid admit only the users and groups named.
 //
 // Importing this package registers [Transport] in [core.Transports] as "unix".
 package unix
@@ -17,8 +25,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -38,17 +50,127 @@ const DefaultMode os.FileMode = 0o600
 
 // Transport is the unix socket transport. The zero value is ready to use.
 type Transport struct {
-	// Mode is the permission given to a new socket file; 0 means DefaultMode.
-	// The file is created owner-only and widened to Mode only after that.
+	// Mode is the permission of a new socket file; 0 means DefaultMode. The
+	// file is created owner-only and widened to Mode only after that.
 	Mode os.FileMode
+	// Group, when not nil, is the group id given to a new socket file
+	// (before it is widened to Mode), for sharing with a mode such as 0660.
+	Group *int
+	// AllowUIDs and AllowGIDs, when either is set, admit only peers whose
+	// user is in AllowUIDs or whose group is in AllowGIDs.
+	AllowUIDs, AllowGIDs []uint32
 }
 
-var _ core.Transport = Transport{}
+var (
+	_ core.Transport        = Transport{}
+	_ core.Configurable     = Transport{}
+	_ core.DefaultAddresser = Transport{}
+	_ core.BareMatcher      = Transport{}
+	_ core.EndpointParser   = Transport{}
+	_ core.Ephemeral        = Transport{}
+	_ core.Diagnoser        = Transport{}
+)
 
 func init() { core.Transports.Register(Transport{}) }
 
 // Name returns "unix".
 func (Transport) Name() string { return Name }
+
+// Options lists socket-mode, socket-group, allow-uid and allow-gid.
+func (Transport) Options() []core.Option {
+	return []core.Option{
+		{Name: "socket-mode", Use: core.ForListen, Usage: "permissions of the socket file, in octal (default 0600: owner only); widened only after it is created owner-only"},
+		{Name: "socket-group", Use: core.ForListen, Usage: "group owning the socket file (name or number), for sharing with socket-mode 0660"},
+		{Name: "allow-uid", Use: core.ForListen, Multi: true, Usage: "admit only peers running as these user ids (comma-separated numbers; checked with the peer's credentials)"},
+		{Name: "allow-gid", Use: core.ForListen, Multi: true, Usage: "admit only peers whose primary group is one of these group ids"},
+	}
+}
+
+// Configure returns a copy of t with the options set.
+func (t Transport) Configure(opts url.Values) (core.Transport, error) {
+	if err := core.CheckOptions(Name, t.Options(), opts); err != nil {
+		return nil, err
+	}
+	bad := func(name, value string, err error) error {
+		return &core.OptionError{Transport: Name, Option: name, Value: value, Err: err}
+	}
+	if v := opts.Get("socket-mode"); v != "" {
+		m, err := strconv.ParseUint(v, 8, 32)
+		if err != nil || m > 0o777 || m == 0 {
+			return nil, bad("socket-mode", v, errors.New("want an octal mode such as 0600 or 0660"))
+		}
+		t.Mode = os.FileMode(m)
+	}
+	if v := opts.Get("socket-group"); v != "" {
+		gid, err := lookupGroup(v)
+		if err != nil {
+			return nil, bad("socket-group", v, err)
+		}
+		t.Group = &gid
+	}
+	for _, o := range []struct {
+		name string
+		dst  *[]uint32
+	}{{"allow-uid", &t.AllowUIDs}, {"allow-gid", &t.AllowGIDs}} {
+		if vals, ok := opts[o.name]; ok {
+			ids, err := parseIDs(vals)
+			if err != nil {
+				return nil, bad(o.name, strings.Join(vals, ","), err)
+			}
+			*o.dst = append(slices.Clone(*o.dst), ids...)
+		}
+	}
+	return t, nil
+}
+
+func parseIDs(vals []string) ([]uint32, error) {
+	var ids []uint32
+	for _, v := range vals {
+		for _, part := range strings.Split(v, ",") {
+			n, err := strconv.ParseUint(strings.TrimSpace(part), 10, 32)
+			if err != nil {
+				return nil, errors.New("want numbers such as 1000 or 1000,1001")
+			}
+			ids = append(ids, uint32(n))
+		}
+	}
+	return ids, nil
+}
+
+// DefaultAddress is a per-user socket path that needs no set-up:
+// $XDG_RUNTIME_DIR/tether.sock, or tether-UID/tether.sock in the temporary
+// directory (created owner-only when listening).
+func (Transport) DefaultAddress() string {
+	if dir := os.Getenv("XDG_RUNTIME_DIR"); dir != "" {
+		if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
+			return filepath.Join(dir, "tether.sock")
+		}
+	}
+	return filepath.Join(privateTempDir(), "tether.sock")
+}
+
+func privateTempDir() string {
+	return filepath.Join(os.TempDir(), fmt.Sprintf("tether-%d", os.Getuid()))
+}
+
+// MatchBare is certain of an address with a '/' or a leading '@', and
+// takes any other text as a possible file name.
+func (Transport) MatchBare(address string) core.Match {
+	if strings.HasPrefix(address, "@") || strings.Contains(address, "/") {
+		return core.Certain
+	}
+	return core.Fallback
+}
+
+// EphemeralAddress returns a path in a new private temporary directory,
+// which release removes.
+func (Transport) EphemeralAddress() (string, func(), error) {
+	dir, err := os.MkdirTemp("", "tether-")
+	if err != nil {
+		return "", nil, err
+	}
+	return filepath.Join(dir, "s.sock"), func() { os.RemoveAll(dir) }, nil
+}
 
 // Addr is a unix socket address.
 type Addr struct {
@@ -85,6 +207,16 @@ func (Transport) ParseAddr(address string) (net.Addr, error) {
 	return a, nil
 }
 
+// ParseEndpointAddr checks the address of "unix://ADDRESS": an absolute
+// path, an explicitly relative one ("./x.sock") or an abstract name.
+func (t Transport) ParseEndpointAddr(address string) (net.Addr, error) {
+	if !strings.HasPrefix(address, "/") && !strings.HasPrefix(address, "@") &&
+		!strings.HasPrefix(address, "./") && !strings.HasPrefix(address, "../") {
+		return nil, fmt.Errorf("unix: endpoint unix://%s: write unix:///%s for an absolute path, or unix://./%s for a relative one", address, address, address)
+	}
+	return t.ParseAddr(address)
+}
+
 func parse(address string) (*Addr, error) {
 	switch {
 	case address == "" || address == "@":
@@ -93,11 +225,8 @@ func parse(address string) (*Addr, error) {
 		return nil, &PathTooLongError{Path: address, Limit: MaxPathLen + 1}
 	case len(address) > MaxPathLen && address[0] != '@':
 		return nil, &PathTooLongError{Path: address, Limit: MaxPathLen}
-	}
-	for i := 0; i < len(address); i++ {
-		if address[i] == 0 {
-			return nil, errors.New("unix: socket path contains a NUL byte")
-		}
+	case strings.IndexByte(address, 0) >= 0:
+		return nil, errors.New("unix: socket path contains a NUL byte")
 	}
 	return &Addr{Path: address}, nil
 }
@@ -119,30 +248,88 @@ func (t Transport) Listen(ctx context.Context, address string) (net.Listener, er
 	if err != nil {
 		return nil, err
 	}
+	if (len(t.AllowUIDs) > 0 || len(t.AllowGIDs) > 0) && !credentialsSupported {
+		return nil, &core.NotSupportedError{What: "unix: admitting by allow-uid or allow-gid needs peer credentials, which", OS: goos}
+	}
+	fail := func(err error) error { return &net.OpError{Op: "listen", Net: Name, Addr: a, Err: err} }
 	if a.Abstract() {
+		if t.Mode != 0 || t.Group != nil {
+			return nil, fail(errors.New("an abstract socket has no file to give a mode or group: use a path socket to share it by permissions"))
+		}
 		var lc net.ListenConfig
 		l, err := lc.Listen(ctx, "unix", a.Path)
 		if err != nil {
 			return nil, err
 		}
-		return &Listener{UnixListener: l.(*net.UnixListener)}, nil
+		return &Listener{UnixListener: l.(*net.UnixListener), rules: t.rules()}, nil
+	}
+	if filepath.Dir(a.Path) == privateTempDir() {
+		if err := preparePrivateDir(filepath.Dir(a.Path)); err != nil {
+			return nil, fail(err)
+		}
 	}
 	if err := removeStale(ctx, a.Path); err != nil {
 		return nil, err
 	}
-	l, info, err := bindPrivate(ctx, a.Path)
-	if err != nil {
-		return nil, err
-	}
-	ln := &Listener{UnixListener: l, path: a.Path, created: info}
-	core.TransportLogger(ctx, Name).Debug("listening", "path", a.Path, "mode", DefaultMode)
-	if mode := t.Mode; mode != 0 && mode != DefaultMode {
-		if err := ln.SetMode(mode); err != nil {
-			ln.Close()
+	if !fileModes {
+		if t.Mode != 0 || t.Group != nil {
+			return nil, &core.NotSupportedError{What: "unix: socket-mode and socket-group", OS: goos}
+		}
+		l, err := listenOwnerOnly(ctx, a.Path, DefaultMode)
+		if err != nil {
 			return nil, err
 		}
+		return &Listener{UnixListener: l, rules: t.rules()}, nil
 	}
-	return ln, nil
+	mode := t.Mode
+	if mode == 0 {
+		mode = DefaultMode
+	}
+	// Bound with at most the owner's bits of the mode asked for (and never
+	// more than the umask allows), then given its group, then widened.
+	l, err := listenOwnerOnly(ctx, a.Path, mode&0o700)
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			err = fail(fmt.Errorf("%s appeared while binding: %w", a.Path, syscall.EADDRINUSE))
+		}
+		return nil, err
+	}
+	l.SetUnlinkOnClose(false) // Close removes the file only if it is still ours
+	cleanup := func(err error) (net.Listener, error) {
+		l.Close()
+		os.Remove(a.Path)
+		return nil, fail(err)
+	}
+	if t.Group != nil {
+		if err := os.Lchown(a.Path, -1, *t.Group); err != nil {
+			return cleanup(err)
+		}
+	}
+	if err := os.Chmod(a.Path, mode); err != nil {
+		return cleanup(err)
+	}
+	info, err := os.Lstat(a.Path)
+	if err != nil {
+		return cleanup(err)
+	}
+	core.TransportLogger(ctx, Name).Debug("listening", "path", a.Path, "mode", mode)
+	return &Listener{UnixListener: l, path: a.Path, created: info, rules: t.rules()}, nil
+}
+
+// preparePrivateDir creates the default socket's private directory when
+// needed, and refuses one that another user could tamper with.
+func preparePrivateDir(dir string) error {
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("creating %s for the default socket: %w (choose another address)", dir, err)
+	}
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() || fi.Mode().Perm()&0o077 != 0 || !ownedByMe(fi) {
+		return fmt.Errorf("%s is not a private directory of yours (mode %v); remove it or choose another address", dir, fi.Mode())
+	}
+	return nil
 }
 
 // removeStale removes a socket file at path that nobody listens on. A live
@@ -155,9 +342,11 @@ func removeStale(ctx context.Context, path string) error {
 	if err != nil {
 		return err
 	}
+	inUse := func(err error) error {
+		return &net.OpError{Op: "listen", Net: Name, Addr: &Addr{Path: path}, Err: fmt.Errorf("%w: %w", err, syscall.EADDRINUSE)}
+	}
 	if fi.Mode().Type() != os.ModeSocket {
-		return &net.OpError{Op: "listen", Net: "unix", Addr: &Addr{Path: path},
-			Err: fmt.Errorf("%s exists and is not a socket; refusing to replace it: %w", path, syscall.EADDRINUSE)}
+		return inUse(fmt.Errorf("%s exists and is not a socket; refusing to replace it", path))
 	}
 	dctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
@@ -165,12 +354,10 @@ func removeStale(ctx context.Context, path string) error {
 	c, err := d.DialContext(dctx, "unix", path)
 	if err == nil {
 		c.Close()
-		return &net.OpError{Op: "listen", Net: "unix", Addr: &Addr{Path: path},
-			Err: fmt.Errorf("a server is already listening on %s (stop it or choose another path): %w", path, syscall.EADDRINUSE)}
+		return inUse(fmt.Errorf("a server is already listening on %s (stop it or choose another path)", path))
 	}
 	if !errors.Is(err, syscall.ECONNREFUSED) {
-		return &net.OpError{Op: "listen", Net: "unix", Addr: &Addr{Path: path},
-			Err: fmt.Errorf("cannot tell whether %s is in use (%v); remove it if it is stale: %w", path, err, syscall.EADDRINUSE)}
+		return inUse(fmt.Errorf("cannot tell whether %s is in use (%v); remove it if it is stale", path, err))
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("unix: removing stale socket %s: %w", path, err)
@@ -179,54 +366,56 @@ func removeStale(ctx context.Context, path string) error {
 	return nil
 }
 
-// bindPrivate binds the socket inside a fresh owner-only directory next to
-// path, makes the socket file owner-only, and hard-links it into place, so the
-// socket is never reachable with wider permissions. link(2) never replaces a
-// file: one that appeared at path since removeStale looked is reported.
-func bindPrivate(ctx context.Context, path string) (*net.UnixListener, os.FileInfo, error) {
-	dir, err := os.MkdirTemp(filepath.Dir(path), ".tether-")
-	if err != nil {
-		return nil, nil, &net.OpError{Op: "listen", Net: "unix", Addr: &Addr{Path: path}, Err: err}
+// rules returns the admission rules, or nil when everyone is admitted.
+func (t Transport) rules() *rules {
+	if len(t.AllowUIDs) == 0 && len(t.AllowGIDs) == 0 {
+		return nil
 	}
-	defer os.RemoveAll(dir)
-	tmp := filepath.Join(dir, "s")
-	var lc net.ListenConfig
-	l, err := lc.Listen(ctx, "unix", tmp)
-	if err != nil {
-		return nil, nil, err
+	return &rules{uids: t.AllowUIDs, gids: t.AllowGIDs}
+}
+
+// rules admits peers by their credentials.
+type rules struct {
+	uids, gids []uint32
+}
+
+func (r *rules) admit(c net.Conn) error {
+	p, ok := c.RemoteAddr().(*PeerAddr)
+	if !ok {
+		return errors.New("the peer's credentials are unknown, so allow-uid and allow-gid cannot admit it")
 	}
-	ul := l.(*net.UnixListener)
-	ul.SetUnlinkOnClose(false)
-	fail := func(err error) (*net.UnixListener, os.FileInfo, error) {
-		ul.Close()
-		return nil, nil, &net.OpError{Op: "listen", Net: "unix", Addr: &Addr{Path: path}, Err: err}
+	if slices.Contains(r.uids, p.UID) || slices.Contains(r.gids, p.GID) {
+		return nil
 	}
-	if err := os.Chmod(tmp, DefaultMode); err != nil {
-		return fail(err)
+	return fmt.Errorf("uid %d / gid %d is not allowed (allow-uid %s, allow-gid %s)", p.UID, p.GID, ids(r.uids), ids(r.gids))
+}
+
+func ids(l []uint32) string {
+	if len(l) == 0 {
+		return "none"
 	}
-	if err := os.Link(tmp, path); err != nil {
-		if errors.Is(err, os.ErrExist) {
-			err = fmt.Errorf("%s appeared while binding: %w", path, syscall.EADDRINUSE)
-		}
-		return fail(err)
+	parts := make([]string, len(l))
+	for i, n := range l {
+		parts[i] = strconv.FormatUint(uint64(n), 10)
 	}
-	info, err := os.Lstat(path)
-	if err != nil {
-		return fail(err)
-	}
-	return ul, info, nil
+	return strings.Join(parts, ",")
 }
 
 // Listener is a unix socket listener. It is a *net.UnixListener whose Accept
-// returns connections that report the peer's credentials, and whose Close
-// removes the socket file if it is still the one it created.
+// returns connections that report the peer's credentials, whose Admit
+// applies the allow-uid and allow-gid rules, and whose Close removes the
+// socket file if it is still the one it created.
 type Listener struct {
 	*net.UnixListener
 	path    string      // "" for abstract sockets
 	created os.FileInfo // the socket file as created, to recognise it on Close
+	rules   *rules      // nil: everyone is admitted
 }
 
-var _ net.Listener = (*Listener)(nil)
+var (
+	_ net.Listener  = (*Listener)(nil)
+	_ core.Admitter = (*Listener)(nil)
+)
 
 // Accept waits for the next connection.
 func (l *Listener) Accept() (net.Conn, error) {
@@ -237,30 +426,20 @@ func (l *Listener) Accept() (net.Conn, error) {
 	return newConn(c), nil
 }
 
+// Admit refuses a peer that the allow-uid and allow-gid rules leave out.
+func (l *Listener) Admit(c net.Conn) error {
+	if l.rules == nil {
+		return nil
+	}
+	return l.rules.admit(c)
+}
+
 // Addr returns the listener's typed address.
 func (l *Listener) Addr() net.Addr {
 	if l.path != "" {
 		return &Addr{Path: l.path}
 	}
 	return &Addr{Path: l.UnixListener.Addr().String()}
-}
-
-// SetMode changes the socket file's permissions (for shared use, such as
-// 0660 with a common group). It is an error on abstract sockets.
-func (l *Listener) SetMode(mode os.FileMode) error {
-	if l.path == "" {
-		return errors.New("unix: an abstract socket has no file mode; use a path socket to share it by permissions")
-	}
-	return os.Chmod(l.path, mode)
-}
-
-// SetGroup gives the socket file to group gid (for shared use with a mode
-// such as 0660). It is an error on abstract sockets.
-func (l *Listener) SetGroup(gid int) error {
-	if l.path == "" {
-		return errors.New("unix: an abstract socket has no file group")
-	}
-	return os.Lchown(l.path, -1, gid)
 }
 
 // Close stops listening and removes the socket file if it is still the one
@@ -273,4 +452,64 @@ func (l *Listener) Close() error {
 		}
 	}
 	return err
+}
+
+// PeerAddr is the remote address of an accepted unix connection: the
+// credentials of the peer process at connect time (SO_PEERCRED).
+type PeerAddr struct {
+	PID int32
+	UID uint32
+	GID uint32
+}
+
+// Network returns "unix".
+func (a *PeerAddr) Network() string { return Name }
+
+// String returns "pid=P,uid=U,gid=G".
+func (a *PeerAddr) String() string { return fmt.Sprintf("pid=%d,uid=%d,gid=%d", a.PID, a.UID, a.GID) }
+
+// Identity returns "uid=U,pid=P": who the peer is, for names and logs.
+func (a *PeerAddr) Identity() string { return fmt.Sprintf("uid=%d,pid=%d", a.UID, a.PID) }
+
+// Conn is an accepted unix connection whose RemoteAddr is a [*PeerAddr] when
+// the kernel reports credentials. Every other method is *net.UnixConn's, so
+// it is [core.Transparent]: the engine reads and writes the socket itself.
+type Conn struct {
+	*net.UnixConn
+	peer net.Addr
+}
+
+var _ core.Transparent = (*Conn)(nil)
+
+func newConn(c *net.UnixConn) *Conn {
+	conn := &Conn{UnixConn: c, peer: c.RemoteAddr()}
+	if cred := peerCredentials(c); cred != nil {
+		conn.peer = cred
+	}
+	return conn
+}
+
+// RemoteAddr returns the peer's credentials.
+func (c *Conn) RemoteAddr() net.Addr { return c.peer }
+
+// TransparentConn returns the socket and c: c only changes RemoteAddr.
+func (c *Conn) TransparentConn() (net.Conn, net.Conn) { return c.UnixConn, c }
+
+// Diagnose reports the path limits, the default socket, and whether peer
+// credentials are available.
+func (t Transport) Diagnose(context.Context) []core.Finding {
+	def := t.DefaultAddress()
+	sock := def
+	if fi, err := os.Lstat(def); err == nil && fi.Mode().Type() == os.ModeSocket {
+		sock += fmt.Sprintf(" (a socket file exists, mode %v)", fi.Mode().Perm())
+	}
+	creds := "available: peers are named by uid and pid, and allow-uid/allow-gid work"
+	if !credentialsSupported {
+		creds = "not supported on this system: peers are named by address only"
+	}
+	return []core.Finding{
+		{Topic: "path limit", Text: fmt.Sprintf("%d bytes (abstract names: %d)", MaxPathLen, MaxPathLen+1)},
+		{Topic: "default socket", Text: sock},
+		{Topic: "peer credentials", Text: creds},
+	}
 }

@@ -19,7 +19,7 @@ func TestErrorsSayWhatToDo(t *testing.T) {
 	}{
 		{"listen", syscall.EAFNOSUPPORT, ErrNoDevice, "vhost_vsock"},
 		{"dial", syscall.ENODEV, ErrNoDevice, "vmw_vsock_virtio_transport"},
-		{"dial", syscall.ECONNRESET, syscall.ECONNRESET, `start "tether serve --addr vsock://any:5000" there`},
+		{"dial", syscall.ECONNRESET, syscall.ECONNRESET, "start a listener on any:5000 there"},
 		{"dial", syscall.ECONNREFUSED, syscall.ECONNREFUSED, "nobody is listening on vsock port 5000 at CID 3"},
 		{"dial", syscall.EHOSTUNREACH, syscall.EHOSTUNREACH, "cannot be reached"},
 		{"listen", syscall.EADDRNOTAVAIL, syscall.EADDRNOTAVAIL, "listen on any:5000 instead"},

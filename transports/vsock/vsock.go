@@ -9,9 +9,12 @@
 // "vsock://host:5000". A guest dials "host:PORT"; a host dials the guest's
 // CID, such as "3:PORT".
 //
-// Accepted connections report the peer as a *github.com/mdlayher/vsock.Addr,
-// whose String is "vm(3):PORT" or "host(2):PORT": the CID is the peer's
-// identity.
+// Accepted connections report the peer as a [*PeerAddr], whose String is
+// "vm(3):PORT" or "host(2):PORT": the CID is the peer's identity, and the
+// option allow-cid admits only the CIDs named.
+//
+// vsock is Linux's; elsewhere Listen and Dial say it is not supported on
+// this system.
 //
 // Importing this package registers [Transport] in [core.Transports] as
 // "vsock".
@@ -23,7 +26,10 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/url"
 	"os"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -46,14 +52,56 @@ const (
 )
 
 // Transport is the vsock transport. The zero value is ready to use.
-type Transport struct{}
+type Transport struct {
+	// AllowCIDs, when set, admits only peers with these context IDs.
+	AllowCIDs []uint32
+}
 
-var _ core.Transport = Transport{}
+var (
+	_ core.Transport    = Transport{}
+	_ core.Configurable = Transport{}
+	_ core.Diagnoser    = Transport{}
+)
 
 func init() { core.Transports.Register(Transport{}) }
 
 // Name returns "vsock".
 func (Transport) Name() string { return Name }
+
+// Options lists allow-cid.
+func (Transport) Options() []core.Option {
+	return []core.Option{{Name: "allow-cid", Use: core.ForListen, Multi: true,
+		Usage: "admit only peers with these context IDs (comma-separated numbers, or host)"}}
+}
+
+// Configure returns a copy of t with the options set.
+func (t Transport) Configure(opts url.Values) (core.Transport, error) {
+	if err := core.CheckOptions(Name, t.Options(), opts); err != nil {
+		return nil, err
+	}
+	if vals, ok := opts["allow-cid"]; ok {
+		cids := slices.Clone(t.AllowCIDs)
+		for _, v := range vals {
+			for _, part := range strings.Split(v, ",") {
+				cid, err := parseCID(strings.TrimSpace(part))
+				if err != nil || cid == Any {
+					return nil, &core.OptionError{Transport: Name, Option: "allow-cid", Value: strings.Join(vals, ","), Err: errors.New("want context IDs such as 3 or 3,4 (or host)")}
+				}
+				cids = append(cids, cid)
+			}
+		}
+		t.AllowCIDs = cids
+	}
+	return t, nil
+}
+
+// supported reports an error on systems without vsock.
+func supported() error {
+	if runtime.GOOS != "linux" {
+		return &core.NotSupportedError{What: "vsock", OS: runtime.GOOS}
+	}
+	return nil
+}
 
 // Addr is a vsock address: a context ID and a port.
 type Addr struct {
@@ -128,9 +176,12 @@ func parseCID(s string) (uint32, error) {
 
 // Listen listens on address. A CID of "any" (or none, ":5000") accepts on
 // every CID of this machine, which is what a host or a guest usually wants.
-func (Transport) Listen(ctx context.Context, address string) (net.Listener, error) {
+func (t Transport) Listen(ctx context.Context, address string) (net.Listener, error) {
 	a, err := Parse(address)
 	if err != nil {
+		return nil, err
+	}
+	if err := supported(); err != nil {
 		return nil, err
 	}
 	l, err := vsock.ListenContextID(a.CID, a.Port, nil)
@@ -141,19 +192,43 @@ func (Transport) Listen(ctx context.Context, address string) (net.Listener, erro
 		a.Port = va.Port // the port the kernel chose for port 0
 	}
 	core.TransportLogger(ctx, Name).Debug("listening", "cid", CIDName(a.CID), "port", a.Port)
-	return &Listener{Listener: l, addr: a}, nil
+	return &Listener{Listener: l, addr: a, allow: t.AllowCIDs}, nil
 }
 
-// Listener is a vsock listener whose Addr is an [*Addr] ("any:5000").
+// Listener is a vsock listener whose Addr is an [*Addr] ("any:5000") and
+// whose Admit applies the allow-cid rule.
 type Listener struct {
 	*vsock.Listener
-	addr *Addr
+	addr  *Addr
+	allow []uint32
 }
 
-var _ net.Listener = (*Listener)(nil)
+var (
+	_ net.Listener  = (*Listener)(nil)
+	_ core.Admitter = (*Listener)(nil)
+)
 
 // Addr returns the address listened on.
 func (l *Listener) Addr() net.Addr { return l.addr }
+
+// Admit refuses a peer whose CID is not in allow-cid.
+func (l *Listener) Admit(c net.Conn) error {
+	if len(l.allow) == 0 {
+		return nil
+	}
+	p, ok := c.RemoteAddr().(*PeerAddr)
+	if !ok {
+		return fmt.Errorf("peer address %v is not a vsock address; allow-cid cannot admit it", c.RemoteAddr())
+	}
+	if slices.Contains(l.allow, p.CID) {
+		return nil
+	}
+	names := make([]string, len(l.allow))
+	for i, cid := range l.allow {
+		names[i] = strconv.FormatUint(uint64(cid), 10)
+	}
+	return fmt.Errorf("CID %d is not allowed (allow-cid %s)", p.CID, strings.Join(names, ","))
+}
 
 // Accept waits for the next connection; its RemoteAddr is a [*PeerAddr].
 func (l *Listener) Accept() (net.Conn, error) {
@@ -161,12 +236,15 @@ func (l *Listener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	vc := c.(*vsock.Conn)
+	return newConn(c.(*vsock.Conn)), nil
+}
+
+func newConn(vc *vsock.Conn) *Conn {
 	peer := &PeerAddr{}
 	if ra, ok := vc.RemoteAddr().(*vsock.Addr); ok {
 		peer.CID, peer.Port = ra.ContextID, ra.Port
 	}
-	return &Conn{Conn: vc, peer: peer}, nil
+	return &Conn{Conn: vc, peer: peer}
 }
 
 // PeerAddr is the remote address of an accepted vsock connection. Its
@@ -190,14 +268,20 @@ func (a *PeerAddr) Identity() string {
 	return s[:strings.LastIndexByte(s, ':')]
 }
 
-// Conn is an accepted vsock connection whose RemoteAddr is a [*PeerAddr].
+// Conn is a vsock connection whose RemoteAddr is a [*PeerAddr]. Every other
+// method is the socket's, so it is [core.Transparent].
 type Conn struct {
 	*vsock.Conn
 	peer *PeerAddr
 }
 
+var _ core.Transparent = (*Conn)(nil)
+
 // RemoteAddr returns the peer's CID and port.
 func (c *Conn) RemoteAddr() net.Addr { return c.peer }
+
+// TransparentConn returns the socket and c: c only changes RemoteAddr.
+func (c *Conn) TransparentConn() (net.Conn, net.Conn) { return c.Conn, c }
 
 // Dial connects to address, honouring ctx's cancellation and deadline.
 func (Transport) Dial(ctx context.Context, address string) (net.Conn, error) {
@@ -208,11 +292,14 @@ func (Transport) Dial(ctx context.Context, address string) (net.Conn, error) {
 	if a.CID == Any {
 		return nil, fmt.Errorf("vsock: cannot dial %q: give the peer's CID (host, or the guest's number such as 3)", address)
 	}
+	if err := supported(); err != nil {
+		return nil, err
+	}
 	c, err := vsock.DialContext(ctx, a.CID, a.Port, nil)
 	if err != nil {
 		return nil, explain("dial", a, err)
 	}
-	return c, nil
+	return newConn(c), nil
 }
 
 // ErrNoDevice is matched by errors from a machine without vsock support.
@@ -226,7 +313,7 @@ func explain(op string, a *Addr, err error) error {
 		err = fmt.Errorf("%w: %w", ErrNoDevice, err)
 		hint = "a guest needs a virtio vsock device and the vmw_vsock_virtio_transport module; a host needs the vhost_vsock module (modprobe vhost_vsock) and a guest started with one (QEMU: -device vhost-vsock-pci,guest-cid=3)"
 	case op == "dial" && (errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED)):
-		hint = fmt.Sprintf("nobody is listening on vsock port %d at CID %s: start \"tether serve --addr vsock://any:%d\" there", a.Port, CIDName(a.CID), a.Port)
+		hint = fmt.Sprintf("nobody is listening on vsock port %d at CID %s: start a listener on any:%d there", a.Port, CIDName(a.CID), a.Port)
 	case op == "dial" && errors.Is(err, syscall.ENETUNREACH), op == "dial" && errors.Is(err, syscall.EHOSTUNREACH):
 		hint = fmt.Sprintf("CID %s cannot be reached from here: from a guest dial host:PORT, from a host the guest's CID", CIDName(a.CID))
 	case op == "listen" && (errors.Is(err, syscall.EADDRNOTAVAIL) || errors.Is(err, syscall.EPERM)):

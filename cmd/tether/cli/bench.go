@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -19,12 +18,13 @@ import (
 
 type benchFlags struct {
 	common
-	size     int
-	duration time.Duration
-	count    int
-	clients  int
-	pings    int
+	size     countFlag
+	duration durationFlag
+	count    countFlag
+	clients  countFlag
+	pings    countFlag
 	json     bool
+	options  *optionFlags
 }
 
 // benchResult is one line of the report.
@@ -49,17 +49,23 @@ func (a *App) bench(ctx context.Context, args []string) error {
 		"fan-out. Without --addr it runs its own hub on a temporary unix socket (or on loopback for tcp);\n"+
 		"with --addr it uses that hub, whose other clients will see the benchmark's messages.")
 	f.register(fs, a)
-	fs.IntVar(&f.size, "size", 64, "message size in bytes")
-	fs.DurationVar(&f.duration, "duration", 3*time.Second, "how long each test runs at most")
-	fs.IntVar(&f.count, "count", 0, "messages per throughput test (0: as many as fit in --duration)")
-	fs.IntVar(&f.clients, "clients", 10, "clients in the fan-out test")
-	fs.IntVar(&f.pings, "pings", 5000, "round trips to time at most")
+	f.size = countFlag{v: 64, min: 1, max: maxFrameLimit}
+	fs.Var(&f.size, "size", "message size in bytes (at most --max-frame)")
+	f.duration = durationFlag{v: 3 * time.Second, min: time.Millisecond, max: time.Hour}
+	fs.Var(&f.duration, "duration", "how long each test runs at most")
+	f.count = countFlag{max: 1 << 40}
+	fs.Var(&f.count, "count", "messages per throughput test (0: as many as fit in --duration)")
+	f.clients = countFlag{v: 10, min: 2, max: 10000}
+	fs.Var(&f.clients, "clients", "clients in the fan-out test")
+	f.pings = countFlag{v: 5000, min: 1, max: 10_000_000}
+	fs.Var(&f.pings, "pings", "round trips to time at most")
 	fs.BoolVar(&f.json, "json", false, "print the results as JSON")
+	f.options = a.registerOptions(fs, core.ForDial)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if f.size < 1 || f.size > int(f.maxFrame) || f.clients < 2 || f.duration <= 0 {
-		return usagef("want --size from 1 to --max-frame, --clients of 2 or more, and a positive --duration")
+	if int64(f.size.v) > f.maxFrame.v {
+		return usagef("--size %d is larger than --max-frame %s", f.size.v, f.maxFrame.String())
 	}
 	codec, err := a.lookupCodec(f.codec)
 	if err != nil {
@@ -71,7 +77,7 @@ func (a *App) bench(ctx context.Context, args []string) error {
 	}
 	defer stop()
 
-	msg := bytes.Repeat([]byte("b"), f.size)
+	msg := bytes.Repeat([]byte("b"), f.size.v)
 	progress := a.progress(f.json)
 	var results []benchResult
 	for _, run := range []func() (benchResult, error){
@@ -89,9 +95,9 @@ func (a *App) bench(ctx context.Context, args []string) error {
 	if f.json {
 		enc := json.NewEncoder(a.Stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(map[string]any{"endpoint": tgt.String(), "codec": codec.Name(), "size": f.size, "results": results})
+		return enc.Encode(map[string]any{"endpoint": tgt.String(), "codec": codec.Name(), "size": f.size.v, "results": results})
 	}
-	fmt.Fprintf(a.Stdout, "%s bench: %s, codec %s, %d-byte messages\n\n", a.Name, tgt, codec.Name(), f.size)
+	fmt.Fprintf(a.Stdout, "%s bench: %s, codec %s, %d-byte messages\n\n", a.Name, tgt, codec.Name(), f.size.v)
 	tw := tabwriter.NewWriter(a.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "test\tclients\tmessages\tmsg/s\tMB/s\tdeliveries/s\tp50\tp99\tmax\t")
 	for _, r := range results {
@@ -103,45 +109,50 @@ func (a *App) bench(ctx context.Context, args []string) error {
 }
 
 // benchTarget returns the hub to measure through: --addr, or a hub of its
-// own. It never starts one on vsock by itself: that would need dialing the
-// local CID, which on a guest goes to the hypervisor.
+// own on an address its transport gives for the purpose ([core.Ephemeral]).
+// A transport without one (vsock: it would have to dial the local CID,
+// which on a guest goes to the hypervisor) needs --addr.
 func (a *App) benchTarget(ctx context.Context, f *benchFlags, codec core.Codec) (core.Target, func(), error) {
 	if f.addr != "" {
-		tgt, err := a.resolve(f.addr, f.transport)
+		tgt, err := a.resolve(f.addr, f.transport, f.options)
+		if err == nil {
+			err = f.options.checkUsed(tgt)
+		}
 		return tgt, func() {}, err
 	}
-	addr := ""
-	switch f.transport {
-	case "", "unix":
-		dir, err := os.MkdirTemp("", "tether-bench")
-		if err != nil {
-			return core.Target{}, nil, err
-		}
-		addr = "unix://" + filepath.Join(dir, "hub.sock")
-
-		tgt, stop, err := a.ownHub(ctx, addr, f, codec)
-		return tgt, func() { stop(); os.RemoveAll(dir) }, err
-	case "tcp":
-		addr = "tcp://127.0.0.1:0"
-	default:
-		return core.Target{}, nil, usagef("give --addr for %s: the hub to measure through (such as vsock://host:5000 from a guest)", f.transport)
+	name := f.transport
+	if name == "" {
+		name = a.Transports.DefaultName()
 	}
-	return a.ownHub(ctx, addr, f, codec)
-}
-
-func (a *App) ownHub(ctx context.Context, addr string, f *benchFlags, codec core.Codec) (core.Target, func(), error) {
-	tgt, err := a.resolve(addr, "")
+	t, err := a.Transports.Lookup(name)
 	if err != nil {
+		return core.Target{}, nil, usageError{err}
+	}
+	eph, ok := t.(core.Ephemeral)
+	if !ok {
+		return core.Target{}, nil, usagef("give --addr for %s: the hub to measure through (this transport has no address of its own for a private hub)", name)
+	}
+	addr, release, err := eph.EphemeralAddress()
+	if err != nil {
+		return core.Target{}, nil, err
+	}
+	tgt, err := a.resolve(core.Endpoint{Transport: name, Address: addr}.String(), "", f.options)
+	if err == nil {
+		err = f.options.checkUsed(tgt)
+	}
+	if err != nil {
+		release()
 		return core.Target{}, nil, err
 	}
 	l, err := tgt.Listen(ctx)
 	if err != nil {
+		release()
 		return core.Target{}, nil, err
 	}
-	srv := &core.Server{MaxFrame: int(f.maxFrame)}
+	srv := &core.Server{MaxFrame: int(f.maxFrame.v)}
 	go srv.Serve(l, codec)
 	tgt.Address = l.Addr().String()
-	return tgt, func() { srv.Close() }, nil
+	return tgt, func() { srv.Close(); release() }, nil
 }
 
 // progress returns a function that rewrites one status line on standard
@@ -173,7 +184,7 @@ func benchClients(ctx context.Context, tgt core.Target, codec core.Codec, f *ben
 			}
 			return nil, fmt.Errorf("connecting to %s: %w", tgt, err)
 		}
-		cls = append(cls, core.NewClient(conn, codec, int(f.maxFrame)))
+		cls = append(cls, core.NewClient(conn, codec, int(f.maxFrame.v)))
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for i, c := range cls {
@@ -220,7 +231,7 @@ func benchP2P(ctx context.Context, tgt core.Target, codec core.Codec, f *benchFl
 	stop := make(chan struct{})
 	start := time.Now()
 	go func() {
-		for f.count == 0 || sent.Load() < int64(f.count) {
+		for f.count.v == 0 || sent.Load() < int64(f.count.v) {
 			select {
 			case <-stop:
 				tx.Flush()
@@ -236,7 +247,7 @@ func benchP2P(ctx context.Context, tgt core.Target, codec core.Codec, f *benchFl
 		}
 		tx.Flush()
 	}()
-	deadline := start.Add(f.duration)
+	deadline := start.Add(f.duration.v)
 	tick := start
 	for {
 		if _, err := rx.Receive(); err != nil {
@@ -253,7 +264,7 @@ func benchP2P(ctx context.Context, tgt core.Target, codec core.Codec, f *benchFl
 				progress(fmt.Sprintf("point-to-point: %d messages, %.1f s", n, now.Sub(start).Seconds()))
 			}
 		}
-		if f.count > 0 && n >= int64(f.count) {
+		if f.count.v > 0 && n >= int64(f.count.v) {
 			break
 		}
 	}
@@ -281,7 +292,7 @@ func benchRTT(ctx context.Context, tgt core.Target, codec core.Codec, f *benchFl
 	}()
 	var d []time.Duration
 	start := time.Now()
-	for len(d) < f.pings && time.Since(start) < f.duration && ctx.Err() == nil {
+	for len(d) < f.pings.v && time.Since(start) < f.duration.v && ctx.Err() == nil {
 		t0 := time.Now()
 		if err := a.Send(msg); err != nil {
 			return benchResult{}, fmt.Errorf("round trip: %w", err)
@@ -294,6 +305,9 @@ func benchRTT(ctx context.Context, tgt core.Target, codec core.Codec, f *benchFl
 			progress(fmt.Sprintf("round trip: %d pings", len(d)))
 		}
 	}
+	if len(d) == 0 {
+		return benchResult{}, errors.New("round trip: no ping completed (interrupted)")
+	}
 	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
 	us := func(q float64) float64 { return float64(d[int(q*float64(len(d)-1))].Nanoseconds()) / 1e3 }
 	return benchResult{Test: "round trip", Clients: 2, Messages: int64(len(d)), Seconds: time.Since(start).Seconds(),
@@ -301,7 +315,7 @@ func benchRTT(ctx context.Context, tgt core.Target, codec core.Codec, f *benchFl
 }
 
 func benchFanOut(ctx context.Context, tgt core.Target, codec core.Codec, f *benchFlags, msg []byte, progress func(string)) (benchResult, error) {
-	cls, err := benchClients(ctx, tgt, codec, f, f.clients)
+	cls, err := benchClients(ctx, tgt, codec, f, f.clients.v)
 	if err != nil {
 		return benchResult{}, err
 	}
@@ -338,7 +352,7 @@ func benchFanOut(ctx context.Context, tgt core.Target, codec core.Codec, f *benc
 			}
 		}()
 	}
-	for time.Since(start) < f.duration && ctx.Err() == nil {
+	for time.Since(start) < f.duration.v && ctx.Err() == nil {
 		time.Sleep(100 * time.Millisecond)
 		progress(fmt.Sprintf("fan-out: %d deliveries", delivered.Load()))
 	}
@@ -346,7 +360,7 @@ func benchFanOut(ctx context.Context, tgt core.Target, codec core.Codec, f *benc
 	n := delivered.Load()
 	close(stop)
 	wg.Wait()
-	return benchResult{Test: "fan-out", Clients: f.clients, Messages: n, Seconds: elapsed.Seconds(),
+	return benchResult{Test: "fan-out", Clients: f.clients.v, Messages: n, Seconds: elapsed.Seconds(),
 		DeliveriesPerS: float64(n) / elapsed.Seconds(), MBPerSec: float64(n) * float64(len(msg)) / elapsed.Seconds() / 1e6}, nil
 }
 

@@ -116,10 +116,36 @@ func (a *App) exitCode(err error) int {
 	fmt.Fprintf(a.Stderr, "%s: %v\n", a.Name, explain(err))
 	var ue usageError
 	var unknown *core.UnknownNameError
-	if errors.As(err, &ue) || errors.As(err, &unknown) {
+	var opt *core.OptionError
+	if errors.As(err, &ue) || errors.As(err, &unknown) || errors.As(err, &opt) {
 		return 2
 	}
 	return 1
+}
+
+// resolve turns an address (and --transport) into a target, with the
+// transport options given as flags. Every failure is a usage error.
+func (a *App) resolve(address, transport string, opts *optionFlags) (core.Target, error) {
+	r := core.Resolver{Transports: a.Transports, Transport: transport}
+	if opts != nil {
+		r.Options = opts.values()
+	}
+	tgt, err := r.Resolve(address)
+	if err != nil {
+		return core.Target{}, usageError{err}
+	}
+	return tgt, nil
+}
+
+func (a *App) lookupCodec(name string) (core.Codec, error) {
+	if name == "" {
+		return nil, usagef("no codec given and no default codec: give --codec (%s)", joinNames(a.Codecs.Names()))
+	}
+	c, err := a.Codecs.Lookup(name)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return c, nil
 }
 
 func (a *App) usage(w io.Writer) {
@@ -133,8 +159,8 @@ Usage:
   %[1]s version
   %[1]s help
 
-With no flags both use a unix socket at %[2]s and the line codec.
+With no flags both use %[2]s and the %[5]s codec.
 Run "%[1]s serve -h" or "%[1]s connect -h" for the flags.
 Transports: %[3]s. Codecs: %[4]s.
-`, a.Name, defaultSocketPath(), joinNames(a.Transports.Names()), joinNames(a.Codecs.Names()))
+`, a.Name, a.defaultEndpoint(), joinNames(a.Transports.Names()), joinNames(a.Codecs.Names()), orNone(a.Codecs.DefaultName()))
 }

@@ -20,12 +20,13 @@ const prompt = "->"
 
 type connectFlags struct {
 	common
-	tls       tlsFlags
-	recvOnly  bool
-	pipe      bool
-	timeout   time.Duration
-	reconnect bool
-	outbox    int
+	recvOnly    bool
+	pipe        bool
+	timeout     durationFlag
+	reconnect   bool
+	outbox      countFlag
+	outboxBytes sizeFlag
+	options     *optionFlags
 }
 
 func (a *App) connect(ctx context.Context, args []string) error {
@@ -36,10 +37,14 @@ func (a *App) connect(ctx context.Context, args []string) error {
 	f.register(fs, a)
 	fs.BoolVar(&f.recvOnly, "recv-only", false, "send nothing: print received messages until the hub closes")
 	fs.BoolVar(&f.pipe, "pipe", false, "pipe mode even when standard input is a terminal")
-	fs.DurationVar(&f.timeout, "dial-timeout", 10*time.Second, "give up connecting after this long")
+	f.timeout = durationFlag{v: 10 * time.Second, min: time.Millisecond, max: maxTimeout}
+	fs.Var(&f.timeout, "dial-timeout", "give up connecting after this long (with --reconnect: each attempt)")
 	fs.BoolVar(&f.reconnect, "reconnect", false, "survive the hub going away: reconnect with backoff, keeping input in a bounded outbox meanwhile")
-	fs.IntVar(&f.outbox, "outbox", core.DefaultOutbox, "with --reconnect: most messages kept while the hub is away; input waits beyond that")
-	f.tls.register(fs, false)
+	f.outbox = countFlag{v: core.DefaultOutbox, min: 1, max: 1 << 24}
+	fs.Var(&f.outbox, "outbox", "with --reconnect: most messages kept while the hub is away; input waits beyond that")
+	f.outboxBytes = sizeFlag{v: core.DefaultOutboxBytes, min: 1, max: maxBudget}
+	fs.Var(&f.outboxBytes, "outbox-bytes", "with --reconnect: most bytes of messages kept while the hub is away (suffixes KiB, MiB, GiB)")
+	f.options = a.registerOptions(fs, core.ForDial)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -47,14 +52,18 @@ func (a *App) connect(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	tgt, err := a.resolve(f.addr, f.transport)
+	tgt, err := a.resolve(f.addr, f.transport, f.options)
 	if err != nil {
 		return err
 	}
-	if err := f.tls.configure(&tgt, false); err != nil {
+	if err := f.options.checkUsed(tgt); err != nil {
 		return err
 	}
-	codec, err := a.lookupCodec(f.codec)
+	codecName := f.codec
+	if tgt.Codec != "" {
+		codecName = tgt.Codec
+	}
+	codec, err := a.lookupCodec(codecName)
 	if err != nil {
 		return err
 	}
@@ -62,14 +71,14 @@ func (a *App) connect(ctx context.Context, args []string) error {
 	if f.reconnect {
 		return a.connectReconnecting(core.WithLogger(ctx, log), &f, tgt, codec, interactive)
 	}
-	dctx, cancel := context.WithTimeout(core.WithLogger(ctx, log), f.timeout)
+	dctx, cancel := context.WithTimeout(core.WithLogger(ctx, log), f.timeout.v)
 	conn, err := tgt.Dial(dctx)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("connecting to %s: %w", tgt, err)
 	}
 	log.Debug("connected", "endpoint", tgt.String(), "local", conn.LocalAddr().String())
-	cl := core.NewClient(conn, codec, int(f.maxFrame))
+	cl := core.NewClient(conn, codec, int(f.maxFrame.v))
 	defer cl.Close()
 	stop := context.AfterFunc(ctx, func() { cl.Close() })
 	defer stop()
@@ -103,9 +112,9 @@ func (a *App) session(ctx context.Context, f *connectFlags, l link, interactive 
 	sendDone := make(chan error, 1)
 	go func() {
 		if interactive {
-			sendDone <- a.chat(l, out, &outMu, int(f.maxFrame), &leaving)
+			sendDone <- a.chat(l, out, &outMu, int(f.maxFrame.v), &leaving)
 		} else {
-			sendDone <- a.pipeIn(l, int(f.maxFrame), &leaving)
+			sendDone <- a.pipeIn(l, int(f.maxFrame.v), &leaving)
 		}
 	}()
 	select {
@@ -125,6 +134,14 @@ func (a *App) session(ctx context.Context, f *connectFlags, l link, interactive 
 	}
 }
 
+// refusedWindow is how soon after connecting a hub's close suggests that
+// it refused the client.
+const refusedWindow = 2 * time.Second
+
+// errMaybeRefused says what a close right after connecting may mean,
+// without pretending to know.
+var errMaybeRefused = errors.New("the hub closed the connection right after accepting it: it may have refused this client (too many clients, an admission rule, a failed handshake); the hub's log says why")
+
 // ended maps the end of a connect to its result: an interrupt is a normal
 // way out.
 func (a *App) ended(ctx context.Context, err error) error {
@@ -137,6 +154,7 @@ func (a *App) ended(ctx context.Context, err error) error {
 // receive prints every message as one line until the stream ends. In pipe
 // mode output is flushed whenever no further message is already buffered.
 func (a *App) receive(cl link, out *bufio.Writer, mu *sync.Mutex, interactive bool, leaving *atomic.Bool) error {
+	start, got := time.Now(), 0
 	for {
 		msg, err := cl.Receive()
 		if err != nil {
@@ -146,11 +164,19 @@ func (a *App) receive(cl link, out *bufio.Writer, mu *sync.Mutex, interactive bo
 				fmt.Fprintln(a.Stderr, "\r\033[Kthe hub closed the connection")
 			}
 			mu.Unlock()
+			early := got == 0 && !leaving.Load() && time.Since(start) < refusedWindow
 			if errors.Is(err, io.EOF) {
+				if early {
+					fmt.Fprintf(a.Stderr, "%s: note: %v\n", a.Name, errMaybeRefused)
+				}
 				return nil
+			}
+			if early {
+				return fmt.Errorf("receiving: %w (%w)", err, errMaybeRefused)
 			}
 			return fmt.Errorf("receiving: %w", err)
 		}
+		got++
 		mu.Lock()
 		if interactive {
 			out.WriteString("\r\033[K")

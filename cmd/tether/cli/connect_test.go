@@ -84,17 +84,6 @@ func TestSaysBye(t *testing.T) {
 	}
 }
 
-func TestGuessTransport(t *testing.T) {
-	for addr, want := range map[string]string{
-		"/run/x.sock": "unix", "@abs": "unix", "chat.sock": "unix", "./a:1": "unix",
-		"127.0.0.1:7000": "tcp", "[::1]:7000": "tcp", "localhost:80": "tcp", ":7000": "tcp", "host:port": "unix",
-	} {
-		if got := guessTransport(addr); got != want {
-			t.Errorf("guessTransport(%q) = %q, want %q", addr, got, want)
-		}
-	}
-}
-
 func TestLineReader(t *testing.T) {
 	lr := newLineReader(strings.NewReader("a\r\n\nlong line here\nlast"), 10)
 	var got []string

@@ -4,38 +4,48 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
-	"os"
-	"path/filepath"
+	"math"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/term"
+	"os"
 
 	"github.com/tetherkit/tether/core"
 )
 
 var errFlagHelp = errors.New("help shown")
 
-// common holds the flags serve and connect share.
+// common holds the flags every command that talks shares.
 type common struct {
 	transport string
 	addr      string
 	codec     string
-	maxFrame  byteSize
+	maxFrame  sizeFlag
 	logLevel  string
 	logJSON   bool
 }
 
 func (c *common) register(fs *flag.FlagSet, a *App) {
-	fs.StringVar(&c.transport, "transport", "", "transport: "+joinNames(a.Transports.Names())+" (default: from the address, else unix)")
-	fs.StringVar(&c.addr, "addr", "", "address in the transport's form or as scheme://address (default "+defaultSocketPath()+")")
-	fs.StringVar(&c.codec, "codec", "line", "message framing: "+joinNames(a.Codecs.Names()))
-	c.maxFrame = core.DefaultMaxFrame
-	fs.Var(&c.maxFrame, "max-frame", "largest message in bytes (suffixes KiB, MiB)")
+	fs.StringVar(&c.transport, "transport", "", "transport: "+joinNames(a.Transports.Names())+" (default: from the address, else "+orNone(a.Transports.DefaultName())+")")
+	fs.StringVar(&c.addr, "addr", "", "address in the transport's form or as scheme://address[?options] (default "+a.defaultEndpoint()+")")
+	fs.StringVar(&c.codec, "codec", a.Codecs.DefaultName(), "message framing: "+joinNames(a.Codecs.Names()))
+	c.maxFrame = sizeFlag{v: core.DefaultMaxFrame, min: 1, max: maxFrameLimit}
+	fs.Var(&c.maxFrame, "max-frame", "largest message (suffixes KiB, MiB, GiB; at most 1GiB)")
 	fs.StringVar(&c.logLevel, "log-level", "warn", "log level on standard error: trace, debug, info, warn, error, off")
 	fs.BoolVar(&c.logJSON, "log-json", false, "write logs as JSON lines")
+}
+
+// maxFrameLimit is the largest --max-frame: a frame is held in memory whole.
+const maxFrameLimit = 1 << 30
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
 }
 
 func (a *App) newFlagSet(name, summary string) *flag.FlagSet {
@@ -74,122 +84,102 @@ func (a *App) logger(c *common) (hclog.Logger, error) {
 	}), nil
 }
 
-// resolve turns an address flag (and the --transport flag) into a target.
-// Without a scheme or --transport, an address that looks like host:port is
-// tcp and anything else is a unix socket path.
-func (a *App) resolve(address, transport string) (core.Target, error) {
-	if address == "" {
-		address = defaultSocketPath()
-		if transport == "" {
-			transport = "unix"
-		}
-	}
-	ep, err := core.ParseEndpoint(address)
+// defaultEndpoint names what an empty --addr means, for help texts.
+func (a *App) defaultEndpoint() string {
+	t, err := a.Transports.Default()
 	if err != nil {
-		return core.Target{}, usageError{err}
+		return "none: give one"
 	}
-	if ep.Transport == "" && transport == "" {
-		transport = guessTransport(ep.Address)
+	if d, ok := t.(core.DefaultAddresser); ok {
+		return core.Endpoint{Transport: t.Name(), Address: d.DefaultAddress()}.String()
 	}
-	tgt, err := core.Resolve(a.Transports, address, transport)
-	if err != nil {
-		var unknown *core.UnknownNameError
-		if errors.As(err, &unknown) {
-			return core.Target{}, err
-		}
-		return core.Target{}, usageError{err}
-	}
-	return tgt, nil
+	return "none for " + t.Name() + ": give one"
 }
 
-func guessTransport(address string) string {
-	if strings.HasPrefix(address, "@") || strings.Contains(address, "/") {
-		return "unix"
-	}
-	if _, port, err := net.SplitHostPort(address); err == nil {
-		if _, err := strconv.ParseUint(port, 10, 16); err == nil {
-			return "tcp"
-		}
-	}
-	return "unix"
+// sizeFlag is a size in bytes, written as a number with an optional suffix
+// (B, K or KiB, M or MiB, G or GiB), from min to max.
+type sizeFlag struct {
+	v, min, max int64
 }
 
-func (a *App) lookupCodec(name string) (core.Codec, error) {
-	return a.Codecs.Lookup(name)
-}
+var sizeUnits = []struct {
+	suffix string
+	mult   int64
+}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}, {"B", 1}}
 
-// defaultSocketPath is a per-user socket path that needs no set-up:
-// $XDG_RUNTIME_DIR/tether.sock, or tether-UID/tether.sock in the temporary
-// directory.
-func defaultSocketPath() string {
-	if dir := os.Getenv("XDG_RUNTIME_DIR"); dir != "" {
-		if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
-			return filepath.Join(dir, "tether.sock")
+func (f *sizeFlag) String() string {
+	if f == nil {
+		return "0"
+	}
+	for _, u := range sizeUnits[:3] {
+		if f.v >= u.mult && f.v%u.mult == 0 {
+			return strconv.FormatInt(f.v/u.mult, 10) + u.suffix
 		}
 	}
-	return filepath.Join(privateTempDir(), "tether.sock")
+	return strconv.FormatInt(f.v, 10)
 }
 
-func privateTempDir() string {
-	return filepath.Join(os.TempDir(), fmt.Sprintf("tether-%d", os.Getuid()))
-}
-
-// prepareSocketDir creates the private directory of the default socket path
-// when it is needed, and refuses one that another user could tamper with.
-func prepareSocketDir(path string) error {
-	dir := filepath.Dir(path)
-	if dir != privateTempDir() {
-		return nil
-	}
-	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
-		return fmt.Errorf("creating %s for the default socket: %w (choose another place with --addr)", dir, err)
-	}
-	fi, err := os.Lstat(dir)
-	if err != nil {
-		return err
-	}
-	if !fi.IsDir() || fi.Mode().Perm()&0o077 != 0 || !ownedByMe(fi) {
-		return fmt.Errorf("%s is not a private directory of yours (mode %v); remove it or give --addr", dir, fi.Mode())
-	}
-	return nil
-}
-
-// byteSize is a flag value in bytes with optional KiB/MiB/GiB suffixes.
-type byteSize int
-
-func (b *byteSize) String() string { return strconv.Itoa(int(*b)) }
-
-func (b *byteSize) Set(s string) error {
-	units := []struct {
-		suffix string
-		mult   int64
-	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}, {"B", 1}}
-	mult := int64(1)
-	for _, u := range units {
-		if strings.HasSuffix(s, u.suffix) {
-			s, mult = strings.TrimSuffix(s, u.suffix), u.mult
+func (f *sizeFlag) Set(s string) error {
+	text, mult := strings.TrimSpace(s), int64(1)
+	for _, u := range sizeUnits {
+		if strings.HasSuffix(text, u.suffix) {
+			text, mult = strings.TrimSuffix(text, u.suffix), u.mult
 			break
 		}
 	}
-	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
-	if err != nil || n <= 0 || n*mult > 1<<31 {
-		return fmt.Errorf("want a size from 1 byte to 2GiB, such as 65536 or 4MiB")
+	n, err := strconv.ParseInt(text, 10, 64)
+	if err != nil || n < 0 || n > math.MaxInt64/mult || n*mult < f.min || n*mult > f.max {
+		return fmt.Errorf("want a size from %s to %s, such as 65536 or 4MiB", sizeText(f.min), sizeText(f.max))
 	}
-	*b = byteSize(n * mult)
+	f.v = n * mult
 	return nil
 }
 
-// fileMode is an octal permission flag value.
-type fileMode os.FileMode
+func sizeText(n int64) string { f := sizeFlag{v: n}; return f.String() }
 
-func (m *fileMode) String() string { return fmt.Sprintf("%#o", os.FileMode(*m)) }
+// durationFlag is a duration from min to max; zero means what the flag's
+// help says (or is refused when min is above it).
+type durationFlag struct {
+	v, min, max time.Duration
+}
 
-func (m *fileMode) Set(s string) error {
-	n, err := strconv.ParseUint(s, 8, 32)
-	if err != nil || n > 0o777 {
-		return fmt.Errorf("want an octal mode such as 0600 or 0660")
+func (f *durationFlag) String() string {
+	if f == nil {
+		return "0s"
 	}
-	*m = fileMode(n)
+	return f.v.String()
+}
+
+func (f *durationFlag) Set(s string) error {
+	d, err := time.ParseDuration(strings.TrimSpace(s))
+	if err != nil || d < f.min || d > f.max {
+		if f.min > 0 {
+			return fmt.Errorf("want a duration from %v to %v, such as 500ms or 10s", f.min, f.max)
+		}
+		return fmt.Errorf("want a duration from 0 to %v, such as 500ms or 10s", f.max)
+	}
+	f.v = d
+	return nil
+}
+
+// countFlag is a whole number from min to max.
+type countFlag struct {
+	v, min, max int
+}
+
+func (f *countFlag) String() string {
+	if f == nil {
+		return "0"
+	}
+	return strconv.Itoa(f.v)
+}
+
+func (f *countFlag) Set(s string) error {
+	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	if err != nil || n < int64(f.min) || n > int64(f.max) {
+		return fmt.Errorf("want a whole number from %d to %d", f.min, f.max)
+	}
+	f.v = int(n)
 	return nil
 }
 

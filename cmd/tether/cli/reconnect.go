@@ -28,13 +28,14 @@ func (a *App) connectReconnecting(ctx context.Context, f *connectFlags, tgt core
 	everConnected := false
 	r := &core.Redialer{
 		Dial: func(ctx context.Context) (net.Conn, error) {
-			dctx, cancel := context.WithTimeout(ctx, f.timeout)
+			dctx, cancel := context.WithTimeout(ctx, f.timeout.v)
 			defer cancel()
 			return tgt.Dial(dctx)
 		},
-		Codec:    codec,
-		MaxFrame: int(f.maxFrame),
-		Outbox:   f.outbox,
+		Codec:       codec,
+		MaxFrame:    int(f.maxFrame.v),
+		Outbox:      f.outbox.v,
+		OutboxBytes: f.outboxBytes.v,
 		OnLost: func(err error, queued int) {
 			say("lost the hub at %s (%s); reconnecting, %d messages wait in the outbox", tgt, firstLine(err), queued)
 		},

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -43,9 +44,14 @@ func newLineReader(r io.Reader, limit int) *lineReader {
 	return &lineReader{r: bufio.NewReaderSize(r, 64<<10), limit: limit}
 }
 
+// errLineTooLong is matched by the error for an input line over the limit;
+// the line has been skipped, and reading may go on.
+var errLineTooLong = errors.New("input line too long")
+
 // next returns the next line without its '\n'. The slice is valid until the
 // next call. At the end it returns io.EOF (with a final unterminated line,
-// if any, in the same call).
+// if any, in the same call). A line over the limit is skipped whole and
+// reported with an error matching errLineTooLong.
 func (l *lineReader) next() ([]byte, error) {
 	var long []byte
 	for {
@@ -57,15 +63,20 @@ func (l *lineReader) next() ([]byte, error) {
 			if long != nil {
 				line = append(long, line...)
 			}
-			if err := l.check(line); err != nil {
-				return nil, err
+			if len(line) > l.limit {
+				return nil, l.tooLong(len(line))
 			}
 			return line, nil
 		case bufio.ErrBufferFull:
 			long = append(long, chunk...)
 			if len(long) > l.limit {
 				l.n++
-				return nil, l.check(long)
+				seen := len(long)
+				for err == bufio.ErrBufferFull { // skip the rest of the line
+					chunk, err = l.r.ReadSlice('\n')
+					seen += len(chunk)
+				}
+				return nil, l.tooLong(seen)
 			}
 		default:
 			line := append(long, chunk...)
@@ -73,19 +84,16 @@ func (l *lineReader) next() ([]byte, error) {
 				return nil, err
 			}
 			l.n++
-			if cerr := l.check(line); cerr != nil {
-				return nil, cerr
+			if len(line) > l.limit {
+				return nil, l.tooLong(len(line))
 			}
 			return line, err
 		}
 	}
 }
 
-func (l *lineReader) check(line []byte) error {
-	if len(line) > l.limit {
-		return fmt.Errorf("input line %d is longer than --max-frame (%d bytes); raise --max-frame or split the line", l.n, l.limit)
-	}
-	return nil
+func (l *lineReader) tooLong(size int) error {
+	return fmt.Errorf("input line %d is %d bytes or more, longer than --max-frame (%d bytes); raise --max-frame or split the line: %w", l.n, size, l.limit, errLineTooLong)
 }
 
 // pending reports whether input is already buffered, so a caller can batch

@@ -2,19 +2,25 @@
 // over a byte stream that grows on demand up to a fixed maximum.
 //
 // An idle connection holds no buffer: when every buffered byte has been
-// consumed the buffer goes back to a pool, and on sockets the read is done
-// through the socket's RawConn so that the buffer is given back while the
-// reader waits for data, and taken again only when data is there. Ten
-// thousand idle connections cost no read buffers at all, and a busy one
-// still reads with one system call.
+// consumed the buffer goes back to a pool. On a socket the engine may read
+// directly (core.SocketOf: the standard socket types, or a connection that
+// opts in), the read goes through the socket's RawConn, so that the buffer
+// is given back while the reader waits for data and taken again only when
+// data is there: ten thousand idle connections cost no read buffers at all,
+// and a busy one still reads with one system call. Any other reader is read
+// through its Read method, so a connection that decrypts or counts what it
+// reads is never bypassed.
 package buffer
 
 import (
 	"errors"
 	"io"
+	"net"
 	"os"
 	"sync"
 	"syscall"
+
+	"github.com/tetherkit/tether/core"
 )
 
 // poolSize is the size of pooled buffers: large enough that a busy stream
@@ -170,12 +176,20 @@ func (b *Reader) fail(err error) error {
 
 func (b *Reader) initRaw() {
 	b.rawChecked = true
-	sc, ok := b.r.(syscall.Conn)
+	c, ok := b.r.(net.Conn)
+	if !ok {
+		return
+	}
+	sock, ok := core.SocketOf(c)
+	if !ok {
+		return
+	}
+	sc, ok := sock.(syscall.Conn)
 	if !ok {
 		return
 	}
 	raw, err := sc.SyscallConn()
-	if err != nil {
+	if err != nil || !rawReads {
 		return
 	}
 	b.raw = raw
@@ -186,23 +200,15 @@ func (b *Reader) initRaw() {
 				return true
 			}
 		}
-		for {
-			n, err := syscall.Read(int(fd), b.buf[b.end:])
-			switch err {
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-				if b.start == b.end {
-					b.giveBack() // hold nothing while waiting
-				}
-				return false
-			case nil:
-				b.rn = n
-			default:
-				b.rerr = os.NewSyscallError("read", err)
+		n, wait, err := readFD(fd, b.buf[b.end:])
+		if wait {
+			if b.start == b.end {
+				b.giveBack() // hold nothing while waiting
 			}
-			return true
+			return false
 		}
+		b.rn, b.rerr = n, err
+		return true
 	}
 }
 
@@ -211,7 +217,7 @@ func (b *Reader) initRaw() {
 func (b *Reader) fillRaw() error {
 	b.rn, b.rerr = 0, nil
 	if err := b.raw.Read(b.readFn); err != nil {
-		return b.fail(err) // a passed deadline, or the connection closed
+		return b.fail(asRead(err)) // a passed deadline, or the connection closed
 	}
 	if b.rerr != nil {
 		return b.fail(b.rerr)
@@ -221,6 +227,17 @@ func (b *Reader) fillRaw() error {
 	}
 	b.end += b.rn
 	return nil
+}
+
+// asRead names a RawConn's "raw-read" failure as the read it is.
+func asRead(err error) error {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "raw-read" {
+		cp := *op
+		cp.Op = "read"
+		return &cp
+	}
+	return err
 }
 
 // minRead is the least free space a read is given when the window can make

@@ -1,4 +1,4 @@
-package tls_test
+package tlstcp_test
 
 import (
 	"context"
@@ -12,8 +12,8 @@ import (
 	"github.com/tetherkit/tether/codecs/line"
 	"github.com/tetherkit/tether/core"
 	"github.com/tetherkit/tether/core/transporttest"
-	tlst "github.com/tetherkit/tether/transports/tls"
-	"github.com/tetherkit/tether/transports/tls/tlstest"
+	tlst "github.com/tetherkit/tether/transports/tlstcp"
+	"github.com/tetherkit/tether/internal/tlstest"
 )
 
 // pair returns a listening transport with a server certificate and a dialing
@@ -135,8 +135,8 @@ func TestUntrustedServerRefused(t *testing.T) {
 
 func TestListenWithoutCertificate(t *testing.T) {
 	_, err := tlst.Transport{}.Listen(context.Background(), "127.0.0.1:0")
-	if err == nil || !strings.Contains(err.Error(), "--tls-cert") {
-		t.Fatalf("got %v, want an error naming --tls-cert", err)
+	if err == nil || !strings.Contains(err.Error(), "tls-cert") {
+		t.Fatalf("got %v, want an error naming the tls-cert option", err)
 	}
 }
 
