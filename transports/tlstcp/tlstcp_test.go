@@ -12,8 +12,8 @@ import (
 	"github.com/tetherkit/tether/codecs/line"
 	"github.com/tetherkit/tether/core"
 	"github.com/tetherkit/tether/core/transporttest"
-	tlst "github.com/tetherkit/tether/transports/tlstcp"
 	"github.com/tetherkit/tether/internal/tlstest"
+	tlst "github.com/tetherkit/tether/transports/tlstcp"
 )
 
 // pair returns a listening transport with a server certificate and a dialing
