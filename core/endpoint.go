@@ -244,12 +244,6 @@ func unknownKey(declared []Option) error {
 	return fmt.Errorf("unknown option in the endpoint; valid: %s", strings.Join(valid, ", "))
 }
 
-// MatchBare returns the transport of reg that a bare address belongs to:
-// the one [Certain] of it, else the one that takes it as a [Fallback].
-func MatchBare(reg *Registry[Transport], address string) (Transport, error) {
-	return matchBare(reg, address)
-}
-
 func matchBare(reg *Registry[Transport], address string) (Transport, error) {
 	var certain, fallback []Transport
 	for _, name := range reg.Names() {

@@ -18,8 +18,8 @@ import (
 // Name is the codec's registry name.
 const Name = "length"
 
-// HeaderSize is the size of the length prefix in bytes.
-const HeaderSize = 4
+// headerSize is the size of the length prefix in bytes.
+const headerSize = 4
 
 // Codec is the length-prefixed codec. Its zero value is ready to use.
 type Codec struct{}
@@ -52,7 +52,7 @@ func (Codec) SplitFrame(dst, msg []byte) ([]byte, []byte, error) {
 // checked against maxFrame before any byte of the body is buffered.
 func (Codec) NewReader(r io.Reader, maxFrame int) core.FrameReader {
 	lr := &reader{limit: core.LimitOrDefault(maxFrame)}
-	lr.buf.Init(r, lr.limit+HeaderSize)
+	lr.buf.Init(r, lr.limit+headerSize)
 	return lr
 }
 
@@ -74,21 +74,21 @@ func (r *reader) Buffered() int { return len(r.buf.Buffered()) - r.pending }
 func (r *reader) ReadFrame() ([]byte, error) {
 	r.buf.Discard(r.pending)
 	r.pending = 0
-	if err := r.buf.Need(HeaderSize); err != nil {
-		return nil, r.endErr(err, HeaderSize)
+	if err := r.buf.Need(headerSize); err != nil {
+		return nil, r.endErr(err, headerSize)
 	}
-	head := r.buf.Buffered()[:HeaderSize]
+	head := r.buf.Buffered()[:headerSize]
 	n := binary.BigEndian.Uint32(head)
 	if int64(n) > int64(r.limit) {
 		hint, peer := diagnose(head)
 		return nil, &core.FrameTooLargeError{Codec: Name, Size: int64(n), Limit: r.limit, Hint: hint, PeerCodec: peer}
 	}
-	total := HeaderSize + int(n)
+	total := headerSize + int(n)
 	if err := r.buf.Need(total); err != nil {
 		return nil, r.endErr(err, int64(total))
 	}
 	r.pending = total
-	return r.buf.Buffered()[HeaderSize:total:total], nil
+	return r.buf.Buffered()[headerSize:total:total], nil
 }
 
 // endErr turns the end of the stream into io.EOF (between frames) or a

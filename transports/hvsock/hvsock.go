@@ -125,10 +125,10 @@ func (a *Addr) String() string { return a.Path + ":" + strconv.FormatUint(uint64
 func (a *Addr) ListenPath() string { return a.Path + "_" + strconv.FormatUint(uint64(a.Port), 10) }
 
 // ParseAddr checks "PATH:PORT".
-func (Transport) ParseAddr(address string) (net.Addr, error) { return Parse(address) }
+func (Transport) ParseAddr(address string) (net.Addr, error) { return parse(address) }
 
-// Parse is ParseAddr returning the concrete type.
-func Parse(address string) (*Addr, error) {
+// parse is ParseAddr returning the concrete type.
+func parse(address string) (*Addr, error) {
 	i := strings.LastIndexByte(address, ':')
 	if i <= 0 {
 		return nil, fmt.Errorf("hvsock: address %q: want PATH:PORT, such as /run/firecracker/v.sock:5000", address)
@@ -155,9 +155,9 @@ func (e *AckError) Error() string {
 	return fmt.Sprintf("hvsock: the VMM answered %q instead of \"OK <port>\\n\": is this a Firecracker or Cloud Hypervisor vsock socket?", e.Got)
 }
 
-// ParseAck parses the VMM's acknowledgement line (without its "\n") and
+// parseAck parses the VMM's acknowledgement line (without its "\n") and
 // returns the host-side port it names.
-func ParseAck(line []byte) (uint32, error) {
+func parseAck(line []byte) (uint32, error) {
 	rest, ok := strings.CutPrefix(string(line), "OK ")
 	if !ok {
 		return 0, &AckError{Got: line}
@@ -176,7 +176,7 @@ var errGuestNotListening = errors.New("the guest is not listening on that port (
 // Dial connects to the guest's port through the VMM's socket, retrying with
 // backoff while the guest is not listening, until ctx ends.
 func (Transport) Dial(ctx context.Context, address string) (net.Conn, error) {
-	a, err := Parse(address)
+	a, err := parse(address)
 	if err != nil {
 		return nil, err
 	}
@@ -247,7 +247,7 @@ func handshake(c net.Conn, port uint32) (uint32, error) {
 		m, err := c.Read(buf[n : n+1])
 		if m == 1 {
 			if buf[n] == '\n' {
-				return ParseAck(buf[:n])
+				return parseAck(buf[:n])
 			}
 			n++
 			continue
@@ -287,7 +287,7 @@ func (c *Conn) LocalAddr() net.Addr { return c.local }
 // Listen creates the unix socket PATH_PORT on which the VMM delivers guest
 // connections to host port PORT.
 func (t Transport) Listen(ctx context.Context, address string) (net.Listener, error) {
-	a, err := Parse(address)
+	a, err := parse(address)
 	if err != nil {
 		return nil, err
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -164,7 +163,7 @@ func TestParse(t *testing.T) {
 		"/v.sock:-1":                          "",
 		"/" + strings.Repeat("p", 110) + ":1": "",
 	} {
-		a, err := hvsock.Parse(in)
+		a, err := hvsock.Transport{}.ParseAddr(in)
 		if want == "" {
 			if err == nil {
 				t.Errorf("Parse(%q) = %v, want an error", in, a)
@@ -175,27 +174,6 @@ func TestParse(t *testing.T) {
 			t.Errorf("Parse(%q) = %v, %v; want %q", in, a, err, want)
 		}
 	}
-}
-
-func FuzzParseAck(f *testing.F) {
-	for _, s := range []string{"OK 1073741824", "OK 0", "OK", "ERR", "OK -1", "OK 99999999999", "ok 1", "OK 007"} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, line []byte) {
-		port, err := hvsock.ParseAck(line)
-		if err != nil {
-			var ack *hvsock.AckError
-			if !errors.As(err, &ack) {
-				t.Fatalf("error %v is not an AckError", err)
-			}
-			return
-		}
-		digits, ok := strings.CutPrefix(string(line), "OK ")
-		want, perr := strconv.ParseUint(digits, 10, 32)
-		if !ok || perr != nil || uint32(want) != port {
-			t.Fatalf("ParseAck(%q) accepted it as port %d", line, port)
-		}
-	})
 }
 
 var _ net.Conn = (*hvsock.Conn)(nil)

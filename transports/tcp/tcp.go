@@ -47,12 +47,11 @@ func (Transport) Name() string { return Name }
 
 // Options lists allow-net.
 func (Transport) Options() []core.Option {
-	return []core.Option{AllowNetOption}
+	return []core.Option{allowNetOption}
 }
 
-// AllowNetOption is the allow-net option, which every transport that admits
-// peers by their IP address declares the same way.
-var AllowNetOption = core.Option{Name: "allow-net", Use: core.ForListen, Multi: true,
+// allowNetOption is the allow-net option.
+var allowNetOption = core.Option{Name: "allow-net", Use: core.ForListen, Multi: true,
 	Usage: "admit only peers from these address ranges (comma-separated: 127.0.0.0/8, ::1, 10.0.0.0/24)"}
 
 // Configure returns a copy of t with the options set.
@@ -61,7 +60,7 @@ func (t Transport) Configure(opts url.Values) (core.Transport, error) {
 		return nil, err
 	}
 	if vals, ok := opts["allow-net"]; ok {
-		nets, err := ParseNets(vals)
+		nets, err := parseNets(vals)
 		if err != nil {
 			return nil, &core.OptionError{Transport: Name, Option: "allow-net", Value: strings.Join(vals, ","), Err: err}
 		}
@@ -70,8 +69,8 @@ func (t Transport) Configure(opts url.Values) (core.Transport, error) {
 	return t, nil
 }
 
-// ParseNets reads comma-separated CIDR ranges or single addresses.
-func ParseNets(vals []string) ([]*net.IPNet, error) {
+// parseNets reads comma-separated CIDR ranges or single addresses.
+func parseNets(vals []string) ([]*net.IPNet, error) {
 	var out []*net.IPNet
 	for _, v := range vals {
 		for _, part := range strings.Split(v, ",") {

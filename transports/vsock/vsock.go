@@ -115,11 +115,11 @@ func (a *Addr) Network() string { return Name }
 // String returns "NAME:PORT" for the well-known CIDs ("host:5000",
 // "any:5000") and "CID:PORT" otherwise; ParseAddr reads it back.
 func (a *Addr) String() string {
-	return CIDName(a.CID) + ":" + strconv.FormatUint(uint64(a.Port), 10)
+	return cidName(a.CID) + ":" + strconv.FormatUint(uint64(a.Port), 10)
 }
 
-// CIDName returns "hypervisor", "local", "host", "any", or the number.
-func CIDName(cid uint32) string {
+// cidName returns "hypervisor", "local", "host", "any", or the number.
+func cidName(cid uint32) string {
 	switch cid {
 	case Hypervisor:
 		return "hypervisor"
@@ -138,11 +138,11 @@ var cidNames = map[string]uint32{"hypervisor": Hypervisor, "local": Local, "host
 // ParseAddr checks "CID:PORT". CIDs and ports are unsigned 32-bit numbers;
 // port 4294967295 (VMADDR_PORT_ANY) is refused.
 func (Transport) ParseAddr(address string) (net.Addr, error) {
-	return Parse(address)
+	return parse(address)
 }
 
-// Parse is ParseAddr returning the concrete type.
-func Parse(address string) (*Addr, error) {
+// parse is ParseAddr returning the concrete type.
+func parse(address string) (*Addr, error) {
 	i := strings.LastIndexByte(address, ':')
 	if i < 0 {
 		return nil, fmt.Errorf("vsock: address %q: want CID:PORT, such as host:5000, 3:5000 or any:5000", address)
@@ -177,7 +177,7 @@ func parseCID(s string) (uint32, error) {
 // Listen listens on address. A CID of "any" (or none, ":5000") accepts on
 // every CID of this machine, which is what a host or a guest usually wants.
 func (t Transport) Listen(ctx context.Context, address string) (net.Listener, error) {
-	a, err := Parse(address)
+	a, err := parse(address)
 	if err != nil {
 		return nil, err
 	}
@@ -191,7 +191,7 @@ func (t Transport) Listen(ctx context.Context, address string) (net.Listener, er
 	if va, ok := l.Addr().(*vsock.Addr); ok {
 		a.Port = va.Port // the port the kernel chose for port 0
 	}
-	core.TransportLogger(ctx, Name).Debug("listening", "cid", CIDName(a.CID), "port", a.Port)
+	core.TransportLogger(ctx, Name).Debug("listening", "cid", cidName(a.CID), "port", a.Port)
 	return &Listener{Listener: l, addr: a, allow: t.AllowCIDs}, nil
 }
 
@@ -285,7 +285,7 @@ func (c *Conn) TransparentConn() (net.Conn, net.Conn) { return c.Conn, c }
 
 // Dial connects to address, honouring ctx's cancellation and deadline.
 func (Transport) Dial(ctx context.Context, address string) (net.Conn, error) {
-	a, err := Parse(address)
+	a, err := parse(address)
 	if err != nil {
 		return nil, err
 	}
@@ -313,11 +313,11 @@ func explain(op string, a *Addr, err error) error {
 		err = fmt.Errorf("%w: %w", ErrNoDevice, err)
 		hint = "a guest needs a virtio vsock device and the vmw_vsock_virtio_transport module; a host needs the vhost_vsock module (modprobe vhost_vsock) and a guest started with one (QEMU: -device vhost-vsock-pci,guest-cid=3)"
 	case op == "dial" && (errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED)):
-		hint = fmt.Sprintf("nobody is listening on vsock port %d at CID %s: start a listener on any:%d there", a.Port, CIDName(a.CID), a.Port)
+		hint = fmt.Sprintf("nobody is listening on vsock port %d at CID %s: start a listener on any:%d there", a.Port, cidName(a.CID), a.Port)
 	case op == "dial" && errors.Is(err, syscall.ENETUNREACH), op == "dial" && errors.Is(err, syscall.EHOSTUNREACH):
-		hint = fmt.Sprintf("CID %s cannot be reached from here: from a guest dial host:PORT, from a host the guest's CID", CIDName(a.CID))
+		hint = fmt.Sprintf("CID %s cannot be reached from here: from a guest dial host:PORT, from a host the guest's CID", cidName(a.CID))
 	case op == "listen" && (errors.Is(err, syscall.EADDRNOTAVAIL) || errors.Is(err, syscall.EPERM)):
-		hint = fmt.Sprintf("this machine cannot bind CID %s: listen on any:%d instead", CIDName(a.CID), a.Port)
+		hint = fmt.Sprintf("this machine cannot bind CID %s: listen on any:%d instead", cidName(a.CID), a.Port)
 	case op == "listen" && errors.Is(err, syscall.EADDRINUSE):
 		hint = fmt.Sprintf("vsock port %d is taken: stop the program using it or choose another port", a.Port)
 	}

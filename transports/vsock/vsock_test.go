@@ -39,7 +39,7 @@ func TestParseAddr(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
-			a, err := vsock.Parse(tt.in)
+			a, err := parseAddr(tt.in)
 			if tt.errPart != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.errPart) {
 					t.Fatalf("Parse(%q) = %v, %v; want an error mentioning %q", tt.in, a, err, tt.errPart)
@@ -58,11 +58,11 @@ func FuzzParseAddr(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		a, err := vsock.Parse(s)
+		a, err := parseAddr(s)
 		if err != nil {
 			return
 		}
-		b, err := vsock.Parse(a.String())
+		b, err := parseAddr(a.String())
 		if err != nil || *a != *b {
 			t.Fatalf("Parse(%q) = %v, which parses back as %v, %v", s, a, b, err)
 		}
@@ -89,7 +89,7 @@ func TestListenAnyCID(t *testing.T) {
 	if !strings.HasPrefix(got, "any:") || got == "any:0" {
 		t.Fatalf("listener address %q, want any:<the port chosen>", got)
 	}
-	if _, err := vsock.Parse(got); err != nil {
+	if _, err := parseAddr(got); err != nil {
 		t.Fatalf("the listener's address %q does not parse: %v", got, err)
 	}
 }
@@ -120,4 +120,13 @@ func TestDialBadAddressFailsFast(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "port") {
 		t.Fatalf("got %v, want a parse error naming the port", err)
 	}
+}
+
+// parseAddr is ParseAddr returning the concrete type.
+func parseAddr(s string) (*vsock.Addr, error) {
+	a, err := vsock.Transport{}.ParseAddr(s)
+	if err != nil {
+		return nil, err
+	}
+	return a.(*vsock.Addr), nil
 }

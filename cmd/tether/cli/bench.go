@@ -46,7 +46,7 @@ type benchResult struct {
 func (a *App) bench(ctx context.Context, args []string) error {
 	var f benchFlags
 	fs := a.newFlagSet("bench", "Measure a link through a hub: point-to-point throughput, round-trip latency and\n"+
-		"fan-out. Without --addr it runs its own hub on a temporary unix socket (or on loopback for tcp);\n"+
+		"fan-out. Without --addr it runs its own hub on a private address of its transport (a temporary socket, a loopback port);\n"+
 		"with --addr it uses that hub, whose other clients will see the benchmark's messages.")
 	f.register(fs, a)
 	f.size = countFlag{v: 64, min: 1, max: maxFrameLimit}

@@ -149,13 +149,13 @@ func (a *App) lookupCodec(name string) (core.Codec, error) {
 }
 
 func (a *App) usage(w io.Writer) {
-	fmt.Fprintf(w, `%[1]s carries messages between processes: unix sockets, TCP, and more.
+	fmt.Fprintf(w, `%[1]s carries messages between processes, over any registered transport.
 
 Usage:
   %[1]s serve   [flags]   run a hub: every message a client sends reaches every other client
   %[1]s connect [flags]   chat with a hub in a terminal, or pipe standard input and output through it
   %[1]s bench   [flags]   measure a link through a hub: throughput, round-trip latency, fan-out
-  %[1]s doctor  [flags]   say what this machine supports (vsock, hybrid vsock, unix limits); dials nothing
+  %[1]s doctor  [flags]   say what this machine supports for each transport; dials nothing
   %[1]s version
   %[1]s help
 

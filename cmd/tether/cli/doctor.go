@@ -12,8 +12,8 @@ import (
 // transport that can tell ([core.Diagnoser]) reads files and asks the
 // kernel. Nothing is dialed.
 func (a *App) doctor(ctx context.Context, args []string) error {
-	fs := a.newFlagSet("doctor", "Say what this machine supports for each transport (vsock device and CID, hybrid vsock\n"+
-		"sockets, unix limits and credentials). It never dials anything.")
+	fs := a.newFlagSet("doctor", "Say what this machine supports for each transport that can tell (devices, limits,\n"+
+		"credentials, sockets found). It never dials anything.")
 	opts := a.registerOptions(fs, core.ForDiagnose)
 	if err := parseFlags(fs, args); err != nil {
 		return err

@@ -27,7 +27,7 @@ func explain(err error) error {
 	case errors.Is(err, syscall.ENOENT) && op != nil && op.Op == "dial":
 		return fmt.Errorf("%w\nno socket at %s: start a hub with \"tether serve\" (same --addr) first", err, orThere(addr))
 	case errors.Is(err, syscall.EACCES) || errors.Is(err, os.ErrPermission):
-		return fmt.Errorf("%w\nthe socket or its directory is not open to you: the hub's owner can widen it with \"tether serve --socket-mode 0660\"", err)
+		return fmt.Errorf("%w\nthe address is not open to you: its owner can widen it (see the transport's options in \"tether serve -h\")", err)
 	case errors.Is(err, syscall.EADDRINUSE):
 		return fmt.Errorf("%w\nthe address is in use: stop the program using it or choose another --addr", err)
 	case errors.Is(err, errors.ErrUnsupported):

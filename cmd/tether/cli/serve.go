@@ -77,7 +77,7 @@ func (a *App) serve(ctx context.Context, args []string) error {
 	f.writeTimeout = durationFlag{max: maxTimeout}
 	fs.Var(&f.writeTimeout, "write-timeout", "disconnect a client that takes longer than this to take one batch of messages, even while reading slowly (0 no bound)")
 	f.handshake = durationFlag{v: core.DefaultHandshakeTimeout, min: time.Millisecond, max: maxTimeout}
-	fs.Var(&f.handshake, "handshake-timeout", "time a client has to finish its transport's handshake (TLS)")
+	fs.Var(&f.handshake, "handshake-timeout", "time a client has to finish its transport's handshake, for transports that have one")
 	fs.StringVar(&f.names, "names", "number", "how peers are named in output and --chat: number (#3) or identity (vm(3), uid=1000,pid=42, cn=alice)")
 	f.options = a.registerOptions(fs, core.ForListen)
 	if err := parseFlags(fs, args); err != nil {
@@ -114,7 +114,11 @@ func (a *App) serve(ctx context.Context, args []string) error {
 		HandshakeTimeout: f.handshake.v,
 		NameByIdentity:   f.names == "identity",
 		OnJoin: func(p *core.Peer) {
-			out.line(fmt.Sprintf("%s connected (%s %s)", p.Name(), p.LocalAddr().Network(), remote(p)))
+			who := remote(p)
+			if _, ok := p.Conn().(core.Identifier); ok && p.Identity() != who {
+				who += ", " + p.Identity() // learned in a handshake: a certificate, a name
+			}
+			out.line(fmt.Sprintf("%s connected (%s %s)", p.Name(), p.LocalAddr().Network(), who))
 		},
 		Logger: log,
 		OnLeave: func(p *core.Peer, err error) {
