@@ -23,6 +23,7 @@ import (
 	"github.com/tetherkit/tether/codecs/length"
 	"github.com/tetherkit/tether/codecs/line"
 	"github.com/tetherkit/tether/core"
+	"github.com/tetherkit/tether/internal/testwait"
 	"github.com/tetherkit/tether/transports/tcp"
 	"github.com/tetherkit/tether/transports/unix"
 )
@@ -44,7 +45,7 @@ func connPair(b *testing.B, tr core.Transport) (net.Conn, net.Conn) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	a := <-ch
+	a := testwait.Recv(b, "the accepted connection", testwait.Timeout, ch)
 	b.Cleanup(func() { d.Close(); a.Close() })
 	return d, a
 }
@@ -285,10 +286,7 @@ func fanOut(b *testing.B, tr core.Transport, clients, per int, baseline bool) ti
 			c.Flush()
 		}()
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for hubPeers(addr) < clients && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
+	testwait.For(b, "every client in the room", testwait.Timeout, func() bool { return hubPeers(addr) >= clients })
 	var rwg sync.WaitGroup
 	start := time.Now()
 	for _, c := range cls {

@@ -30,8 +30,11 @@ func ExampleServer() {
 	ctx := context.Background()
 	a, _ := core.Dial(ctx, unix.Transport{}, sock, line.Codec{}, 0)
 	b, _ := core.Dial(ctx, unix.Transport{}, sock, line.Codec{}, 0)
-	for len(srv.Peers()) < 2 {
-		time.Sleep(time.Millisecond)
+	for deadline := time.Now().Add(10 * time.Second); len(srv.Peers()) < 2; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			fmt.Println("the clients never joined")
+			return
+		}
 	}
 	a.Send([]byte("hi"))
 	msg, _ := b.Receive()

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tetherkit/tether/codecs/line"
 	"github.com/tetherkit/tether/core"
+	"github.com/tetherkit/tether/internal/testwait"
 	"github.com/tetherkit/tether/transports/unix"
 )
 
@@ -42,13 +43,9 @@ func TestRedialerKeepsOutboxAcrossRestart(t *testing.T) {
 	defer cancel()
 	runErr := make(chan error, 1)
 	go func() { runErr <- r.Run(ctx) }()
-	for connected.Load() == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	testwait.For(t, "the first connection", testwait.Timeout, func() bool { return connected.Load() > 0 })
 	hub.Close()
-	for lost.Load() == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	testwait.For(t, "the loss to be reported", testwait.Timeout, func() bool { return lost.Load() > 0 })
 	for i := range 100 { // exactly fills the outbox: no wait
 		if err := r.Send(ctx, []byte(fmt.Sprintf("queued %d", i))); err != nil {
 			t.Fatal(err)
@@ -74,7 +71,7 @@ func TestRedialerKeepsOutboxAcrossRestart(t *testing.T) {
 		}
 	}
 	r.CloseSend()
-	if err := <-runErr; err != nil {
+	if err := testwait.Recv(t, "Run to return after CloseSend", testwait.Timeout, runErr); err != nil {
 		t.Fatalf("Run after CloseSend: %v", err)
 	}
 	if connected.Load() != 2 {

@@ -338,6 +338,22 @@ func (s *Server) budget(delta int) error {
 	return nil
 }
 
+// Stats is a snapshot of a server's figures.
+type Stats struct {
+	Peers           int   // peers in the room
+	Connections     int   // connections held, counting those still joining or draining
+	ReadBudgetInUse int64 // bytes of the read budget that large partial frames hold
+}
+
+// Stats returns the server's figures now.
+func (s *Server) Stats() Stats {
+	s.init()
+	s.mu.Lock()
+	conns := len(s.peers)
+	s.mu.Unlock()
+	return Stats{Peers: len(*s.room.Load()), Connections: conns, ReadBudgetInUse: s.budgetUsed.Load()}
+}
+
 // Peers returns the connected peers.
 func (s *Server) Peers() []*Peer {
 	s.init()

@@ -21,6 +21,7 @@ import (
 	"github.com/tetherkit/tether/codecs/length"
 	"github.com/tetherkit/tether/codecs/line"
 	"github.com/tetherkit/tether/core"
+	"github.com/tetherkit/tether/internal/testwait"
 	"github.com/tetherkit/tether/transports/tcp"
 	"github.com/tetherkit/tether/transports/unix"
 )
@@ -65,7 +66,7 @@ func serve(t *testing.T, srv *core.Server, tr core.Transport, c core.Codec) stri
 	go func() { errc <- srv.Serve(l, c) }()
 	t.Cleanup(func() {
 		srv.Close()
-		if err := <-errc; !errors.Is(err, core.ErrServerClosed) {
+		if err := testwait.Recv(t, "Serve to return after Close", testwait.Timeout, errc); !errors.Is(err, core.ErrServerClosed) {
 			t.Errorf("Serve returned %v, want ErrServerClosed", err)
 		}
 	})
@@ -87,13 +88,7 @@ func dial(t *testing.T, tr core.Transport, addr string, c core.Codec) *core.Clie
 // waitPeers waits until the server has n peers in its room.
 func waitPeers(t *testing.T, srv *core.Server, n int) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for len(srv.Peers()) != n {
-		if time.Now().After(deadline) {
-			t.Fatalf("server has %d peers, want %d", len(srv.Peers()), n)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	testwait.For(t, fmt.Sprintf("%d peers in the room", n), testwait.Timeout, func() bool { return len(srv.Peers()) == n })
 }
 
 // collect receives n messages, copying each.
@@ -267,7 +262,7 @@ func TestSlowReaderLosesNothing(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	<-done
+	testwait.Recv(t, "the fast reader", 30*time.Second, done)
 	if fastErr != nil {
 		t.Fatalf("fast reader: %v", fastErr)
 	}
@@ -425,19 +420,17 @@ func TestShutdownDeliversQueued(t *testing.T) {
 					}
 				}
 			}()
-			for received.Load() < n/2 {
-				time.Sleep(time.Millisecond)
-			}
+			testwait.For(t, "half the messages accepted", testwait.Timeout, func() bool { return received.Load() >= n/2 })
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			shutdownErr := make(chan error, 1)
 			go func() { shutdownErr <- srv.Shutdown(ctx) }()
-			r := <-recvDone
+			r := testwait.Recv(t, "the receiver to finish after shutdown began", 20*time.Second, recvDone)
 			if r.err != nil {
 				t.Fatalf("receiving after shutdown began: %v", r.err)
 			}
 			got := r.got
-			if err := <-shutdownErr; err != nil {
+			if err := testwait.Recv(t, "Shutdown to return", 20*time.Second, shutdownErr); err != nil {
 				t.Fatalf("Shutdown: %v", err)
 			}
 			accepted := int(received.Load())
@@ -447,7 +440,7 @@ func TestShutdownDeliversQueued(t *testing.T) {
 			if err := checkFanIn(got, []int{1}, accepted); err != nil {
 				t.Fatal(err)
 			}
-			if err := <-errc; !errors.Is(err, core.ErrServerClosed) {
+			if err := testwait.Recv(t, "Serve to return after Shutdown", testwait.Timeout, errc); !errors.Is(err, core.ErrServerClosed) {
 				t.Fatalf("Serve returned %v, want ErrServerClosed", err)
 			}
 			if err := srv.Serve(l, su.codec); !errors.Is(err, core.ErrServerClosed) {
@@ -525,15 +518,17 @@ func TestAcceptBacksOff(t *testing.T) {
 	fl := &flakyListener{Listener: inner}
 	srv := &core.Server{}
 	errc := make(chan error, 1)
+	start := time.Now()
 	go func() { errc <- srv.Serve(fl, line.Codec{}) }()
-	time.Sleep(500 * time.Millisecond)
-	srv.Close()
-	if err := <-errc; !errors.Is(err, core.ErrServerClosed) {
-		t.Fatalf("Serve returned %v", err)
+	// Backoff 5, 10, 20, 40, 80 ms: the sixth call comes after 155 ms at
+	// the soonest; a spinning loop would make it in microseconds.
+	testwait.For(t, "six calls to Accept", testwait.Timeout, func() bool { return fl.calls.Load() >= 6 })
+	if took := time.Since(start); took < 150*time.Millisecond {
+		t.Fatalf("Accept called 6 times in %v: the loop does not back off", took)
 	}
-	// Backoff 5, 10, 20 ... ms: about 7 attempts in 500 ms, not thousands.
-	if n := fl.calls.Load(); n > 20 {
-		t.Fatalf("Accept called %d times in 500 ms: the loop spins", n)
+	srv.Close()
+	if err := testwait.Recv(t, "Serve to return after Close", testwait.Timeout, errc); !errors.Is(err, core.ErrServerClosed) {
+		t.Fatalf("Serve returned %v", err)
 	}
 }
 
@@ -575,10 +570,7 @@ func TestManyClientsJoinAndLeave(t *testing.T) {
 		t.Fatalf("watcher saw %d distinct greetings, want %d", len(seen), n)
 	}
 	waitPeers(t, srv, 1)
-	deadline := time.Now().Add(5 * time.Second)
-	for leaves.Load() < n && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
+	testwait.For(t, "every client's leave", testwait.Timeout, func() bool { return leaves.Load() >= n })
 	if joins.Load() != n+1 || leaves.Load() != n {
 		t.Fatalf("joins %d leaves %d, want %d and %d", joins.Load(), leaves.Load(), n+1, n)
 	}
@@ -659,7 +651,7 @@ func TestReadBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.Write(half)
-	time.Sleep(200 * time.Millisecond) // a's buffer grows to 512 KiB of the 600 KiB budget
+	testwait.For(t, "the first half-sent frame to hold 512 KiB of the budget", testwait.Timeout, func() bool { return srv.Stats().ReadBudgetInUse >= 512<<10 })
 	b, err := net.Dial("unix", addr)
 	if err != nil {
 		t.Fatal(err)

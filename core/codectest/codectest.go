@@ -2,6 +2,25 @@
 // package's test is one line:
 //
 //	func TestConformance(t *testing.T) { codectest.Run(t, mycodec.Codec{}) }
+//
+// What it checks:
+//   - RoundTrip, OneByteReads, Random: awkward and random messages framed
+//     with AppendFrame read back unchanged, whole or one byte at a time;
+//     messages the codec refuses must be refused with core.ErrUnrepresentable
+//     and leave dst unchanged.
+//   - LimitExact, Oversized: a frame of exactly the limit is read; one byte
+//     more is a *core.FrameTooLargeError with the size and the limit.
+//   - Truncated: a stream cut anywhere in the last frame gives the earlier
+//     messages, then io.EOF or core.ErrTruncatedFrame, never a wrong message.
+//   - EndlessInput, Garbage: endless or random bytes end in an error after a
+//     bounded read (core.ErrFrameTooLarge, or core.ErrMalformedFrame for a
+//     codec with a syntax), never a panic or a buffer that grows forever.
+//   - Socket: frames written to a real TCP connection in uneven pieces read
+//     back through it, as the server reads them.
+//   - DeadlineKeepsReader: a read deadline that passes mid-frame returns an
+//     error matching os.ErrDeadlineExceeded, and the reader, given a new
+//     deadline, goes on with nothing lost ([core.FrameReader]'s rule).
+//   - AppendKeepsDst: AppendFrame appends to dst.
 package codectest
 
 import (
@@ -10,8 +29,11 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
+	"os"
 	"testing"
 	"testing/iotest"
+	"time"
 
 	"github.com/tetherkit/tether/core"
 )
@@ -44,6 +66,9 @@ func Run(t *testing.T, c core.Codec) {
 	t.Run("Oversized", func(t *testing.T) { testOversized(t, c) })
 	t.Run("Truncated", func(t *testing.T) { testTruncated(t, c) })
 	t.Run("EndlessInput", func(t *testing.T) { testEndless(t, c) })
+	t.Run("Garbage", func(t *testing.T) { testGarbage(t, c) })
+	t.Run("Socket", func(t *testing.T) { testSocket(t, c) })
+	t.Run("DeadlineKeepsReader", func(t *testing.T) { testDeadline(t, c) })
 	t.Run("AppendKeepsDst", func(t *testing.T) { testAppendKeepsDst(t, c) })
 }
 
@@ -232,8 +257,8 @@ func testEndless(t *testing.T, c core.Codec) {
 		if err == nil {
 			continue // endless valid frames (for example empty ones) are not an attack on memory
 		}
-		if !errors.Is(err, core.ErrFrameTooLarge) {
-			t.Errorf("endless %#x: got %v, want ErrFrameTooLarge", b, err)
+		if !errors.Is(err, core.ErrFrameTooLarge) && !errors.Is(err, core.ErrMalformedFrame) {
+			t.Errorf("endless %#x: got %v, want ErrFrameTooLarge or ErrMalformedFrame", b, err)
 		}
 		if cr.n > 2*limit+64<<10 {
 			t.Errorf("endless %#x: read %d bytes before refusing, want at most about the limit %d", b, cr.n, limit)
@@ -249,5 +274,138 @@ func testAppendKeepsDst(t *testing.T, c core.Codec) {
 	}
 	if !bytes.HasPrefix(out, []byte("prefix")) || len(out) <= len(dst) {
 		t.Fatalf("AppendFrame must append to dst: got %q", out)
+	}
+}
+
+// testGarbage feeds random bytes: the reader returns frames or ends in one
+// of the errors a codec may give, after a bounded read.
+func testGarbage(t *testing.T, c core.Codec) {
+	const limit = 4 << 10
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 200 {
+		junk := make([]byte, rng.IntN(3*limit))
+		for i := range junk {
+			junk[i] = byte(rng.IntN(256))
+		}
+		fr := c.NewReader(bytes.NewReader(junk), limit)
+		var err error
+		for frames := 0; err == nil; frames++ {
+			var m []byte
+			m, err = fr.ReadFrame()
+			if err == nil && len(m) > limit {
+				t.Fatalf("a frame of %d bytes from garbage, over the limit %d", len(m), limit)
+			}
+			if frames > len(junk)+1 {
+				t.Fatalf("%d frames from %d bytes of garbage: the reader does not advance", frames, len(junk))
+			}
+		}
+		switch {
+		case err == io.EOF, errors.Is(err, core.ErrFrameTooLarge), errors.Is(err, core.ErrMalformedFrame), errors.Is(err, core.ErrTruncatedFrame):
+		default:
+			t.Fatalf("garbage ended in %v, want io.EOF, ErrFrameTooLarge, ErrMalformedFrame or ErrTruncatedFrame", err)
+		}
+	}
+}
+
+// socketPair returns the two ends of a loopback TCP connection.
+func socketPair(t *testing.T) (net.Conn, net.Conn) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			close(accepted)
+			return
+		}
+		accepted <- c
+	}()
+	d, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a net.Conn
+	select {
+	case a = <-accepted:
+	case <-time.After(10 * time.Second):
+		t.Fatal("timed out after 10s waiting for the accepted connection")
+	}
+	if a == nil {
+		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() { d.Close(); a.Close() })
+	return d, a
+}
+
+// testSocket writes frames to a real socket in uneven pieces and reads them
+// through the socket, as the server does.
+func testSocket(t *testing.T, c core.Codec) {
+	w, r := socketPair(t)
+	want, wire := encodable(t, c, append(append([][]byte(nil), Messages...), bytes.Repeat([]byte("y"), 300<<10)))
+	go func() {
+		rng := rand.New(rand.NewPCG(5, 6))
+		for len(wire) > 0 {
+			n := min(len(wire), 1+rng.IntN(9000))
+			if _, err := w.Write(wire[:n]); err != nil {
+				return
+			}
+			wire = wire[n:]
+		}
+		w.(*net.TCPConn).CloseWrite()
+	}()
+	r.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got, err := readAll(c.NewReader(r, 1<<20))
+	if err != io.EOF {
+		t.Fatalf("end of stream: got %v, want io.EOF", err)
+	}
+	check(t, want, got)
+}
+
+// testDeadline: a passed read deadline, mid-frame and between frames,
+// leaves the reader usable, with nothing lost.
+func testDeadline(t *testing.T, c core.Codec) {
+	w, r := socketPair(t)
+	first, second := []byte("before the pause"), bytes.Repeat([]byte("z"), 5000)
+	wire, err := c.AppendFrame(nil, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wire, _ = c.AppendFrame(wire, second)
+	cut := len(wire) - len(second)/2 // inside the second frame
+	fr := c.NewReader(r, 0)
+	if _, err := w.Write(wire[:cut]); err != nil {
+		t.Fatal(err)
+	}
+	r.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if m, err := fr.ReadFrame(); err != nil || !bytes.Equal(m, first) {
+		t.Fatalf("first frame: %q, %v", m, err)
+	}
+	for range 2 { // twice: the reader must survive more than one timeout
+		r.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+		if _, err := fr.ReadFrame(); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("reading a half-arrived frame past the deadline: got %v, want an error matching os.ErrDeadlineExceeded", err)
+		}
+	}
+	if _, err := w.Write(wire[cut:]); err != nil {
+		t.Fatal(err)
+	}
+	r.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if m, err := fr.ReadFrame(); err != nil || !bytes.Equal(m, second) {
+		t.Fatalf("after the deadline passed and was extended, the frame read %d bytes, %v; want the %d bytes sent", len(m), err, len(second))
+	}
+	r.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+	if _, err := fr.ReadFrame(); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("reading between frames past the deadline: got %v, want os.ErrDeadlineExceeded", err)
+	}
+	third := []byte("after")
+	wire, _ = c.AppendFrame(nil, third)
+	w.Write(wire)
+	r.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if m, err := fr.ReadFrame(); err != nil || !bytes.Equal(m, third) {
+		t.Fatalf("after a timeout between frames: %q, %v", m, err)
 	}
 }

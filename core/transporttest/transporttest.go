@@ -1,6 +1,5 @@
 // Package transporttest is the conformance suite every [core.Transport] runs,
-// over real sockets. It includes golang.org/x/net/nettest's connection tests.
-// A transport package's test is a few lines:
+// over real connections. A transport package's test is a few lines:
 //
 //	func TestConformance(t *testing.T) {
 //		transporttest.Run(t, transporttest.Config{
@@ -8,14 +7,34 @@
 //			Address:   func(t *testing.T) string { return "..." },
 //		})
 //	}
+//
+// What it checks (a connection's handshake, [core.Handshaker], runs on the
+// accepting side first, as the hub runs it):
+//   - Nettest: golang.org/x/net/nettest's connection tests: reads and writes
+//     both ways, concurrent use, deadlines, closing (skip with
+//     NoTimeoutRecovery for connections that are unusable after a write
+//     timeout, saying why).
+//   - Echo: a megabyte round trip, byte-exact; the listener and the peer
+//     report addresses.
+//   - ManyConnections: twenty connections at once, each its own stream.
+//   - HalfClose: after CloseWrite the other side reads everything, then EOF,
+//     and can still answer. A connection without CloseWrite fails this
+//     unless NoHalfClose says why the transport cannot half-close.
+//   - CloseUnblocksAccept: Close makes Accept return net.ErrClosed.
+//   - DialCancelled, DialNobody: a cancelled context and an address nobody
+//     listens on make Dial fail.
+//   - ParseAddr: a listen address parses, and its String parses back to
+//     the same; BadAddresses are refused.
 package transporttest
 
 import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -28,7 +47,8 @@ import (
 type Config struct {
 	// Transport is the transport under test.
 	Transport core.Transport
-	// Address returns a fresh address to listen on, in the transport's form.
+	// Address returns a fresh address to listen on, in the transport's form;
+	// nil means the transport's own [core.Ephemeral] address.
 	Address func(t *testing.T) string
 	// DialAddress returns the address to dial to reach l; nil means
 	// l.Addr().String().
@@ -42,6 +62,26 @@ type Config struct {
 	// connection to stay usable after a deadline passes mid-I/O; crypto/tls
 	// connections, for one, are unusable after a write timeout by design.
 	NoTimeoutRecovery string
+	// NoHalfClose, with a reason, says the transport's connections have no
+	// CloseWrite; without it a connection lacking CloseWrite fails.
+	NoHalfClose string
+}
+
+func (c Config) address(t *testing.T) string {
+	t.Helper()
+	if c.Address != nil {
+		return c.Address(t)
+	}
+	e, ok := c.Transport.(core.Ephemeral)
+	if !ok {
+		t.Fatalf("Config.Address is nil and %s has no EphemeralAddress: say where to listen", c.Transport.Name())
+	}
+	addr, release, err := e.EphemeralAddress()
+	if err != nil {
+		t.Fatalf("EphemeralAddress: %v", err)
+	}
+	t.Cleanup(release)
+	return addr
 }
 
 func (c Config) dialAddr(l net.Listener) string {
@@ -61,6 +101,7 @@ func Run(t *testing.T, c Config) {
 		nettest.TestConn(t, makePipe(t, c))
 	})
 	t.Run("Echo", func(t *testing.T) { testEcho(t, c) })
+	t.Run("ManyConnections", func(t *testing.T) { testMany(t, c) })
 	t.Run("HalfClose", func(t *testing.T) { testHalfClose(t, c) })
 	t.Run("CloseUnblocksAccept", func(t *testing.T) { testCloseAccept(t, c) })
 	t.Run("DialCancelled", func(t *testing.T) { testDialCancelled(t, c) })
@@ -82,23 +123,18 @@ func Pair(t testing.TB, c Config, addr string) (dialed, accepted net.Conn, l net
 		err error
 	}
 	ch := make(chan result, 1)
-	go func() {
-		a, err := l.Accept()
-		// Like the hub, run a transport's handshake on the accepting side
-		// (TLS), so that a Dial that completes its handshake can return.
-		if hs, ok := a.(interface {
-			HandshakeContext(context.Context) error
-		}); ok && err == nil {
-			err = hs.HandshakeContext(ctx)
-		}
-		ch <- result{a, err}
-	}()
+	go func() { a, err := accept(ctx, l); ch <- result{a, err} }()
 	d, err := c.Transport.Dial(ctx, c.dialAddr(l))
 	if err != nil {
 		l.Close()
 		t.Fatalf("Dial(%q): %v", c.dialAddr(l), err)
 	}
-	r := <-ch
+	var r result
+	select {
+	case r = <-ch:
+	case <-ctx.Done():
+		r.err = fmt.Errorf("no connection accepted within 10s: %w", ctx.Err())
+	}
 	if r.err != nil {
 		d.Close()
 		l.Close()
@@ -107,17 +143,34 @@ func Pair(t testing.TB, c Config, addr string) (dialed, accepted net.Conn, l net
 	return d, r.c, l
 }
 
+// accept accepts one connection and, like the hub, runs its handshake
+// (TLS) on the accepting side, so that a Dial that completes its handshake
+// can return.
+func accept(ctx context.Context, l net.Listener) (net.Conn, error) {
+	a, err := l.Accept()
+	if err != nil {
+		return nil, err
+	}
+	if hs, ok := a.(core.Handshaker); ok {
+		if err := hs.HandshakeContext(ctx); err != nil {
+			a.Close()
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
 func makePipe(t *testing.T, c Config) nettest.MakePipe {
 	return func() (c1, c2 net.Conn, stop func(), err error) {
-		d, a, l := Pair(t, c, c.Address(t))
+		d, a, l := Pair(t, c, c.address(t))
 		return d, a, func() { d.Close(); a.Close(); l.Close() }, nil
 	}
 }
 
 func testEcho(t *testing.T, c Config) {
-	d, a, l := Pair(t, c, c.Address(t))
+	d, a, l := Pair(t, c, c.address(t))
 	t.Cleanup(func() { d.Close(); a.Close(); l.Close() })
-	go io.Copy(a, a)
+	go io.Copy(onlyWriter{a}, onlyReader{a})
 	msg := bytes.Repeat([]byte("0123456789"), 100000)
 	go d.Write(msg)
 	got := make([]byte, len(msg))
@@ -137,11 +190,14 @@ func testEcho(t *testing.T, c Config) {
 type closeWriter interface{ CloseWrite() error }
 
 func testHalfClose(t *testing.T, c Config) {
-	d, a, l := Pair(t, c, c.Address(t))
+	d, a, l := Pair(t, c, c.address(t))
 	t.Cleanup(func() { d.Close(); a.Close(); l.Close() })
 	cw, ok := d.(closeWriter)
 	if !ok {
-		t.Skipf("%T has no CloseWrite; the client falls back to a full close", d)
+		if c.NoHalfClose != "" {
+			t.Skip(c.NoHalfClose)
+		}
+		t.Fatalf("%T has no CloseWrite: a peer cannot end its sending side and still read (the hub relies on it for a graceful end); add CloseWrite, or set Config.NoHalfClose to say why the transport cannot", d)
 	}
 	if _, err := d.Write([]byte("last words")); err != nil {
 		t.Fatal(err)
@@ -165,7 +221,7 @@ func testHalfClose(t *testing.T, c Config) {
 }
 
 func testCloseAccept(t *testing.T, c Config) {
-	l, err := c.Transport.Listen(context.Background(), c.Address(t))
+	l, err := c.Transport.Listen(context.Background(), c.address(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,8 +230,7 @@ func testCloseAccept(t *testing.T, c Config) {
 		_, err := l.Accept()
 		done <- err
 	}()
-	time.Sleep(10 * time.Millisecond)
-	l.Close()
+	l.Close() // Accept may be blocked already or not yet: either way it must return net.ErrClosed
 	select {
 	case err := <-done:
 		if !errors.Is(err, net.ErrClosed) {
@@ -187,7 +242,7 @@ func testCloseAccept(t *testing.T, c Config) {
 }
 
 func testDialCancelled(t *testing.T, c Config) {
-	l, err := c.Transport.Listen(context.Background(), c.Address(t))
+	l, err := c.Transport.Listen(context.Background(), c.address(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +270,7 @@ func testDialNobody(t *testing.T, c Config) {
 }
 
 func testParseAddr(t *testing.T, c Config) {
-	addr := c.Address(t)
+	addr := c.address(t)
 	a, err := c.Transport.ParseAddr(addr)
 	if err != nil {
 		t.Fatalf("ParseAddr(%q): %v", addr, err)
@@ -233,3 +288,58 @@ func testParseAddr(t *testing.T, c Config) {
 		}
 	}
 }
+
+// testMany runs twenty connections at once, each echoing its own stream.
+func testMany(t *testing.T, c Config) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	l, err := c.Transport.Listen(ctx, c.address(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			a, err := accept(ctx, l)
+			if err != nil {
+				return
+			}
+			go func() { defer a.Close(); io.Copy(onlyWriter{a}, onlyReader{a}) }()
+		}
+	}()
+	const n = 20
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d, err := c.Transport.Dial(ctx, c.dialAddr(l))
+			if err != nil {
+				errs <- fmt.Errorf("dial %d: %w", i, err)
+				return
+			}
+			defer d.Close()
+			msg := bytes.Repeat([]byte(fmt.Sprintf("stream %d;", i)), 2000)
+			go d.Write(msg)
+			got := make([]byte, len(msg))
+			d.SetReadDeadline(time.Now().Add(15 * time.Second))
+			if _, err := io.ReadFull(d, got); err != nil || !bytes.Equal(got, msg) {
+				errs <- fmt.Errorf("connection %d: echo differs or failed: %v", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// onlyReader and onlyWriter hide every method but Read and Write, so that
+// io.Copy goes through the connection's own Read and Write, not a ReadFrom
+// or WriteTo it may have inherited from a socket it embeds.
+type (
+	onlyReader struct{ io.Reader }
+	onlyWriter struct{ io.Writer }
+)

@@ -50,6 +50,9 @@ func main() {
 		log.Fatal(err)
 	}
 	for len(srv.Peers()) < 2 { // both in the room before anyone speaks
+		if ctx.Err() != nil {
+			log.Fatal("the clients never joined the room")
+		}
 		time.Sleep(time.Millisecond)
 	}
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tetherkit/tether/codecs/length"
 	"github.com/tetherkit/tether/core"
+	"github.com/tetherkit/tether/internal/testwait"
 	"github.com/tetherkit/tether/transports/hvsock"
 )
 
@@ -142,9 +143,7 @@ func TestGuestInitiated(t *testing.T) {
 		}
 		clients = append(clients, core.NewClient(c, length.Codec{}, 0))
 	}
-	for len(srv.Peers()) < 2 {
-		time.Sleep(time.Millisecond)
-	}
+	testwait.For(t, "both guests in the room", testwait.Timeout, func() bool { return len(srv.Peers()) == 2 })
 	clients[0].Send([]byte("from guest 0"))
 	m, err := clients[1].Receive()
 	if err != nil || string(m) != "from guest 0" {

@@ -12,6 +12,7 @@ import (
 	"github.com/tetherkit/tether/codecs/line"
 	"github.com/tetherkit/tether/core"
 	"github.com/tetherkit/tether/core/transporttest"
+	"github.com/tetherkit/tether/internal/testwait"
 	"github.com/tetherkit/tether/internal/tlstest"
 	tlst "github.com/tetherkit/tether/transports/tlstcp"
 )
@@ -89,9 +90,7 @@ func TestHubNamesClientsByCertificate(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	for len(srv.Peers()) < 2 {
-		time.Sleep(time.Millisecond)
-	}
+	testwait.For(t, "both clients in the room", testwait.Timeout, func() bool { return len(srv.Peers()) == 2 })
 	a.Send([]byte("hi"))
 	b.Conn().SetReadDeadline(time.Now().Add(5 * time.Second))
 	m, err := b.Receive()

@@ -7,11 +7,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/tetherkit/tether/cmd/tether/internal/proctest"
 	"github.com/tetherkit/tether/codecs/line"
 	"github.com/tetherkit/tether/core"
+	"github.com/tetherkit/tether/internal/testwait"
 	"github.com/tetherkit/tether/transports/unix"
 )
 
@@ -44,32 +44,21 @@ func testTerminalChat(t *testing.T, extra []string) {
 	code := make(chan int, 1)
 	go func() { code <- app.Run(context.Background(), append([]string{"connect", "--addr", sock}, extra...)) }()
 
-	for len(srv.Peers()) != 1 {
-		time.Sleep(time.Millisecond)
-	}
+	testwait.For(t, "the client in the room", testwait.Timeout, func() bool { return len(srv.Peers()) == 1 })
 	typing.Write([]byte("hi\n"))
-	if m := <-got; m != "hi" {
+	if m := testwait.Recv(t, "the first message at the hub", testwait.Timeout, got); m != "hi" {
 		t.Fatalf("hub got %q, want hi", m)
 	}
 	srv.Broadcast([]byte("hello from the host"))
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(out.String(), "hello from the host\n->") {
-		if time.Now().After(deadline) {
-			t.Fatalf("terminal shows %q, want the host's message and a fresh prompt", out.String())
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testwait.For(t, "the host's message and a fresh prompt on the terminal", testwait.Timeout, func() bool {
+		return strings.Contains(out.String(), "hello from the host\n->")
+	})
 	typing.Write([]byte("ok, bye!\n"))
-	if m := <-got; m != "ok, bye!" {
+	if m := testwait.Recv(t, "bye at the hub", testwait.Timeout, got); m != "ok, bye!" {
 		t.Fatalf("hub got %q", m)
 	}
-	select {
-	case c := <-code:
-		if c != 0 {
-			t.Fatalf("exit code %d after bye, want 0", c)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the chat did not end after bye")
+	if c := testwait.Recv(t, "the chat to end after bye", testwait.Timeout, code); c != 0 {
+		t.Fatalf("exit code %d after bye, want 0", c)
 	}
 	if !strings.HasPrefix(out.String(), "->") {
 		t.Fatalf("terminal output %q does not start with the prompt", out.String())

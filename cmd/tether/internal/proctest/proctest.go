@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tetherkit/tether/internal/testwait"
 )
 
 // Buffer is a goroutine-safe buffer for a process's output.
@@ -95,13 +97,7 @@ func (p *Proc) Exited() bool {
 // after timeout.
 func WaitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testwait.For(t, what, timeout, cond)
 }
 
 // Run runs bin to completion with stdin and returns its output and exit code.
