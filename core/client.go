@@ -86,14 +86,37 @@ func firstKey[V any](m map[string]V) string {
 // means [DefaultMaxFrame]).
 func NewClient(conn net.Conn, c Codec, maxFrame int) *Client {
 	limit := LimitOrDefault(maxFrame)
-	return &Client{conn: conn, codec: c, fr: c.NewReader(conn, limit), maxFrame: limit}
+	cl := &Client{conn: conn, codec: c, maxFrame: limit}
+	if conn != nil && c != nil {
+		cl.fr = c.NewReader(conn, limit)
+	}
+	return cl
+}
+
+// errNoConn is what a Client not made by Dial or NewClient answers.
+var errNoConn = errors.New("tether: this Client has no connection: make one with Dial or NewClient")
+
+// unusable reports why the client cannot be used, or nil.
+func (c *Client) unusable() error {
+	switch {
+	case c == nil || c.conn == nil || c.codec == nil || c.fr == nil:
+		return errNoConn
+	case c.closed.Load():
+		return net.ErrClosed
+	}
+	return nil
 }
 
 // Conn returns the underlying connection, for deadlines and addresses.
 func (c *Client) Conn() net.Conn { return c.conn }
 
 // MaxFrame returns the largest message the client sends or receives.
-func (c *Client) MaxFrame() int { return c.maxFrame }
+func (c *Client) MaxFrame() int {
+	if c == nil {
+		return 0
+	}
+	return c.maxFrame
+}
 
 // Send frames msg and writes it, with anything queued before it, at once.
 func (c *Client) Send(msg []byte) error {
@@ -113,8 +136,8 @@ func (c *Client) Send(msg []byte) error {
 // wrapping [ErrUnrepresentable]; nothing is sent for either, and the client
 // stays usable.
 func (c *Client) Queue(msg []byte) error {
-	if c.closed.Load() {
-		return net.ErrClosed
+	if err := c.unusable(); err != nil {
+		return err
 	}
 	if len(msg) > c.maxFrame {
 		return &FrameTooLargeError{Codec: c.codec.Name(), Size: int64(len(msg)), Limit: c.maxFrame,
@@ -138,8 +161,8 @@ func (c *Client) Queue(msg []byte) error {
 
 // Flush writes every queued message.
 func (c *Client) Flush() error {
-	if c.closed.Load() {
-		return net.ErrClosed
+	if err := c.unusable(); err != nil {
+		return err
 	}
 	return c.flush()
 }
@@ -228,8 +251,8 @@ func (c *Client) ioErr(err error) error {
 // Receive returns the next message. The slice is valid until the next call
 // to Receive. At the end of the stream it returns io.EOF.
 func (c *Client) Receive() ([]byte, error) {
-	if c.closed.Load() {
-		return nil, net.ErrClosed
+	if err := c.unusable(); err != nil {
+		return nil, err
 	}
 	m, err := c.fr.ReadFrame()
 	return m, c.ioErr(err)
@@ -238,6 +261,9 @@ func (c *Client) Receive() ([]byte, error) {
 // Buffered returns the number of received bytes not yet returned by Receive,
 // or 0 when the codec's reader does not say (see [Buffered]).
 func (c *Client) Buffered() int {
+	if c == nil {
+		return 0
+	}
 	if b, ok := c.fr.(Buffered); ok {
 		return b.Buffered()
 	}
@@ -264,6 +290,9 @@ func (c *Client) CloseWrite() error {
 // stream. When another goroutine is receiving, call CloseWrite instead and
 // let that goroutine see io.EOF.
 func (c *Client) Shutdown(ctx context.Context) error {
+	if err := c.unusable(); err != nil {
+		return err
+	}
 	if err := c.CloseWrite(); err != nil {
 		c.Close()
 		return err
@@ -288,6 +317,9 @@ func (c *Client) Shutdown(ctx context.Context) error {
 // idempotent: the first call returns the connection's Close error, later
 // calls nil.
 func (c *Client) Close() error {
+	if c == nil || c.conn == nil {
+		return nil
+	}
 	var err error
 	c.closeOnce.Do(func() {
 		c.closed.Store(true)

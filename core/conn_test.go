@@ -20,10 +20,15 @@ func (c *counting) Read(p []byte) (int, error) { n, err := c.UnixConn.Read(p); c
 // wrapsTransparent embeds a Transparent connection and overrides Write: it
 // inherits TransparentConn, which must not make it one.
 type wrapsTransparent struct {
-	*unix.Conn
+	transparentConn
 }
 
-func (w *wrapsTransparent) Write(p []byte) (int, error) { return w.Conn.Write(p) }
+type transparentConn interface {
+	net.Conn
+	core.Transparent
+}
+
+func (w *wrapsTransparent) Write(p []byte) (int, error) { return w.transparentConn.Write(p) }
 
 // uncomparable is Transparent with a value receiver and a type that cannot
 // be compared: SocketOf must not panic on it.
@@ -36,17 +41,18 @@ func (u uncomparable) TransparentConn() (net.Conn, net.Conn) { return u.UnixConn
 
 func TestSocketOf(t *testing.T) {
 	a, b := unixPair(t)
-	accepted := a.(*unix.Conn)
+	accepted := a.(transparentConn)
+	sock, _ := accepted.TransparentConn()
 	tests := []struct {
 		name   string
 		conn   net.Conn
 		socket net.Conn // nil: not a socket the engine may use directly
 	}{
 		{"standard unix socket", b, b},
-		{"transparent built-in", accepted, accepted.UnixConn},
-		{"embeds a socket, overrides Read", &counting{UnixConn: accepted.UnixConn}, nil},
-		{"embeds a Transparent conn, overrides Write", &wrapsTransparent{Conn: accepted}, nil},
-		{"uncomparable Transparent value", uncomparable{UnixConn: accepted.UnixConn}, nil},
+		{"transparent built-in", accepted, sock},
+		{"embeds a socket, overrides Read", &counting{UnixConn: sock.(*net.UnixConn)}, nil},
+		{"embeds a Transparent conn, overrides Write", &wrapsTransparent{accepted}, nil},
+		{"uncomparable Transparent value", uncomparable{UnixConn: sock.(*net.UnixConn)}, nil},
 	}
 	for _, tt := range tests {
 		got, ok := core.SocketOf(tt.conn)

@@ -119,16 +119,27 @@ type Target struct {
 // String returns the target as an endpoint, "scheme://address", without
 // its options.
 func (t Target) String() string {
+	if t.Transport == nil {
+		return t.Address
+	}
 	return Endpoint{Transport: t.Transport.Name(), Address: t.Address}.String()
 }
 
+var errNoTarget = errors.New("tether: an empty Target: make one with Resolve")
+
 // Listen listens on the target.
 func (t Target) Listen(ctx context.Context) (net.Listener, error) {
+	if t.Transport == nil {
+		return nil, errNoTarget
+	}
 	return t.Transport.Listen(ctx, t.Address)
 }
 
 // Dial connects to the target.
 func (t Target) Dial(ctx context.Context) (net.Conn, error) {
+	if t.Transport == nil {
+		return nil, errNoTarget
+	}
 	return t.Transport.Dial(ctx, t.Address)
 }
 

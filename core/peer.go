@@ -152,10 +152,20 @@ func (p *Peer) ID() uint64 { return p.id }
 func (p *Peer) Name() string { return p.name }
 
 // RemoteAddr returns the address the transport reports for the peer.
-func (p *Peer) RemoteAddr() net.Addr { return p.conn.RemoteAddr() }
+func (p *Peer) RemoteAddr() net.Addr {
+	if p.conn == nil {
+		return nil
+	}
+	return p.conn.RemoteAddr()
+}
 
 // LocalAddr returns the listener-side address of the connection.
-func (p *Peer) LocalAddr() net.Addr { return p.conn.LocalAddr() }
+func (p *Peer) LocalAddr() net.Addr {
+	if p.conn == nil {
+		return nil
+	}
+	return p.conn.LocalAddr()
+}
 
 // Conn returns the peer's connection, for the optional interfaces of its
 // transport (a certificate, credentials). Reading or writing it would
@@ -172,7 +182,12 @@ func (p *Peer) Identity() string { return p.identity }
 func (p *Peer) Codec() Codec { return p.codec }
 
 // String returns the name and remote address, such as "#3 (127.0.0.1:5555)".
-func (p *Peer) String() string { return p.name + " (" + remoteString(p.conn) + ")" }
+func (p *Peer) String() string {
+	if p.conn == nil {
+		return p.name
+	}
+	return p.name + " (" + remoteString(p.conn) + ")"
+}
 
 // run admits the peer and starts its read loop; l is its listener.
 func (p *Peer) run(l net.Listener) {

@@ -225,13 +225,13 @@ func (e *permanentError) Unwrap() error { return e.err }
 // be called once.
 func (r *Redialer) Run(ctx context.Context) error {
 	r.init()
-	if err := r.check(); err != nil {
-		return err
-	}
 	if !r.started.CompareAndSwap(false, true) {
 		return ErrRedialerUsed
 	}
 	defer close(r.recv)
+	if err := r.check(); err != nil {
+		return err
+	}
 	var pending []byte // taken from the outbox, not yet written
 	failed := 0
 	var lastErr error

@@ -211,7 +211,7 @@ func (s *Server) Serve(l net.Listener, c Codec) error {
 	s.listeners[l] = struct{}{}
 	idx := s.codecIndexLocked(c)
 	s.mu.Unlock()
-	log := s.logger.With("listener", l.Addr().String(), "codec", c.Name())
+	log := s.logger.With("listener", addrString(l.Addr()), "codec", c.Name())
 	log.Info("listening")
 
 	var delay time.Duration
@@ -319,6 +319,13 @@ func (s *Server) leaveRoom(p *Peer) {
 		}
 	}
 	s.room.Store(&room)
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return "?"
+	}
+	return a.String()
 }
 
 // forget removes a finished peer.

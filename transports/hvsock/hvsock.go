@@ -37,6 +37,7 @@ import (
 	"time"
 
 	"github.com/tetherkit/tether/core"
+	"github.com/tetherkit/tether/transports/internal/sockconn"
 	"github.com/tetherkit/tether/transports/unix"
 )
 
@@ -229,7 +230,9 @@ func dialOnce(ctx context.Context, a *Addr) (net.Conn, error) {
 		return nil, err
 	}
 	uc.SetDeadline(time.Time{})
-	return &Conn{UnixConn: uc, remote: a, local: &Addr{Path: a.Path, Port: hostPort}}, nil
+	// A stream to the guest: its addresses are hybrid vsock ones (the guest
+	// port dialed, and the host-side port the VMM acknowledged).
+	return sockconn.New(uc, &Addr{Path: a.Path, Port: hostPort}, a), nil
 }
 
 // handshake sends CONNECT and reads the acknowledgement byte by byte, so
@@ -264,26 +267,6 @@ func handshake(c net.Conn, port uint32) (uint32, error) {
 	}
 }
 
-// Conn is a connection to a guest through the VMM. It is a *net.UnixConn
-// whose addresses are hybrid vsock addresses: RemoteAddr is the guest port
-// dialed, LocalAddr carries the host-side port the VMM assigned. Its bytes
-// are the socket's, so it is [core.Transparent].
-type Conn struct {
-	*net.UnixConn
-	remote, local *Addr
-}
-
-var _ core.Transparent = (*Conn)(nil)
-
-// TransparentConn returns the socket and c: c only changes the addresses.
-func (c *Conn) TransparentConn() (net.Conn, net.Conn) { return c.UnixConn, c }
-
-// RemoteAddr returns PATH:GUESTPORT.
-func (c *Conn) RemoteAddr() net.Addr { return c.remote }
-
-// LocalAddr returns PATH:HOSTPORT, the port the VMM acknowledged.
-func (c *Conn) LocalAddr() net.Addr { return c.local }
-
 // Listen creates the unix socket PATH_PORT on which the VMM delivers guest
 // connections to host port PORT.
 func (t Transport) Listen(ctx context.Context, address string) (net.Listener, error) {
@@ -295,18 +278,55 @@ func (t Transport) Listen(ctx context.Context, address string) (net.Listener, er
 	if err != nil {
 		return nil, err
 	}
-	return &Listener{Listener: l.(*unix.Listener), addr: a}, nil
+	return &Listener{l: l, addr: a}, nil
 }
 
 // Listener accepts guest connections forwarded by the VMM. Its Addr is the
 // hybrid vsock address; accepted connections are unix connections from the
 // VMM process.
 type Listener struct {
-	*unix.Listener
+	l    net.Listener // the unix listener on PATH_PORT
 	addr *Addr
 }
 
-var _ net.Listener = (*Listener)(nil)
+var (
+	_ net.Listener  = (*Listener)(nil)
+	_ core.Admitter = (*Listener)(nil)
+)
+
+var errNoListener = errors.New("hvsock: this Listener was not made by Transport.Listen")
+
+// Accept waits for the next guest connection.
+func (l *Listener) Accept() (net.Conn, error) {
+	if l == nil || l.l == nil {
+		return nil, errNoListener
+	}
+	return l.l.Accept()
+}
+
+// Close stops listening and removes PATH_PORT.
+func (l *Listener) Close() error {
+	if l == nil || l.l == nil {
+		return errNoListener
+	}
+	return l.l.Close()
+}
 
 // Addr returns PATH:PORT.
-func (l *Listener) Addr() net.Addr { return l.addr }
+func (l *Listener) Addr() net.Addr {
+	if l == nil || l.addr == nil {
+		return nil
+	}
+	return l.addr
+}
+
+// Admit applies the unix listener's rules.
+func (l *Listener) Admit(c net.Conn) error {
+	if l == nil {
+		return nil
+	}
+	if a, ok := l.l.(core.Admitter); ok {
+		return a.Admit(c)
+	}
+	return nil
+}

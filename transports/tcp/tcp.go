@@ -158,21 +158,50 @@ func (t Transport) Listen(ctx context.Context, address string) (net.Listener, er
 	if ta, ok := l.Addr().(*net.TCPAddr); ok && !ta.IP.IsLoopback() && !core.IsEncrypted(ctx) {
 		core.TransportLogger(ctx, Name).Warn("listening beyond this machine without encryption; anyone who can reach the port can join (use the tls transport, or allow-net)", "addr", ta.String())
 	}
-	return &Listener{Listener: l, allow: t.AllowNets}, nil
+	return &Listener{l: l, allow: t.AllowNets}, nil
 }
 
 // Listener is a TCP listener whose Admit applies the allow-net rule.
 // Accepted connections are plain *net.TCPConn values.
 type Listener struct {
-	net.Listener
+	l     net.Listener
 	allow []*net.IPNet
 }
 
-var _ core.Admitter = (*Listener)(nil)
+var (
+	_ net.Listener  = (*Listener)(nil)
+	_ core.Admitter = (*Listener)(nil)
+)
+
+var errNoListener = errors.New("tcp: this Listener was not made by Transport.Listen")
+
+// Accept waits for the next connection.
+func (l *Listener) Accept() (net.Conn, error) {
+	if l == nil || l.l == nil {
+		return nil, errNoListener
+	}
+	return l.l.Accept()
+}
+
+// Close stops listening.
+func (l *Listener) Close() error {
+	if l == nil || l.l == nil {
+		return errNoListener
+	}
+	return l.l.Close()
+}
+
+// Addr returns the address listened on, with the port the kernel chose.
+func (l *Listener) Addr() net.Addr {
+	if l == nil || l.l == nil {
+		return nil
+	}
+	return l.l.Addr()
+}
 
 // Admit refuses a peer whose address is outside the allow-net ranges.
 func (l *Listener) Admit(c net.Conn) error {
-	if len(l.allow) == 0 {
+	if l == nil || len(l.allow) == 0 {
 		return nil
 	}
 	ta, ok := c.RemoteAddr().(*net.TCPAddr)

@@ -26,6 +26,7 @@ import (
 	"net/url"
 	"os"
 	"strconv"
+	"time"
 
 	"github.com/tetherkit/tether/core"
 	"github.com/tetherkit/tether/transports/tcp"
@@ -146,7 +147,7 @@ func (t Transport) Listen(ctx context.Context, address string) (net.Listener, er
 }
 
 // Listener accepts TLS connections over an inner listener, and passes the
-// inner transport's admission rules on.
+// inner transport's admission rules on. Its zero value answers with errors.
 type Listener struct {
 	inner  net.Listener
 	config *tls.Config
@@ -157,52 +158,168 @@ var (
 	_ core.Admitter = (*Listener)(nil)
 )
 
+var errNoListener = errors.New("tls: this Listener was not made by Transport.Listen")
+
 // Accept waits for the next connection; its handshake has not run yet.
 func (l *Listener) Accept() (net.Conn, error) {
+	if l == nil || l.inner == nil {
+		return nil, errNoListener
+	}
 	c, err := l.inner.Accept()
 	if err != nil {
 		return nil, err
 	}
-	return &Conn{Conn: tls.Server(c, l.config)}, nil
+	return &Conn{tc: tls.Server(c, l.config)}, nil
 }
 
 // Close closes the inner listener.
-func (l *Listener) Close() error { return l.inner.Close() }
+func (l *Listener) Close() error {
+	if l == nil || l.inner == nil {
+		return errNoListener
+	}
+	return l.inner.Close()
+}
 
 // Addr returns the inner listener's address.
-func (l *Listener) Addr() net.Addr { return l.inner.Addr() }
+func (l *Listener) Addr() net.Addr {
+	if l == nil || l.inner == nil {
+		return nil
+	}
+	return l.inner.Addr()
+}
 
 // Admit applies the inner listener's rules (allow-net) to the connection
 // underneath TLS.
 func (l *Listener) Admit(c net.Conn) error {
+	if l == nil {
+		return nil
+	}
 	a, ok := l.inner.(core.Admitter)
 	if !ok {
 		return nil
 	}
-	if tc, ok := c.(*Conn); ok {
-		return a.Admit(tc.NetConn())
+	if tc, ok := c.(*Conn); ok && tc.tc != nil {
+		return a.Admit(tc.tc.NetConn())
 	}
 	return a.Admit(c)
 }
 
-// Conn is a TLS connection whose Identity is its peer's certificate subject
+// Conn is a TLS connection. Its Identity is its peer's certificate subject
 // ("cn=alice"), or the inner connection's identity when the peer showed no
-// certificate. Its HandshakeContext is crypto/tls's.
+// certificate; its HandshakeContext is crypto/tls's. Its zero value answers
+// with errors.
 type Conn struct {
-	*tls.Conn
+	tc *tls.Conn
 }
 
 var (
+	_ net.Conn        = (*Conn)(nil)
 	_ core.Handshaker = (*Conn)(nil)
 	_ core.Identifier = (*Conn)(nil)
 )
 
+var errNoConn = errors.New("tls: this Conn was not made by Transport.Dial or a Listener's Accept")
+
+func (c *Conn) ok() bool { return c != nil && c.tc != nil }
+
+// Read reads decrypted bytes.
+func (c *Conn) Read(p []byte) (int, error) {
+	if !c.ok() {
+		return 0, errNoConn
+	}
+	return c.tc.Read(p)
+}
+
+// Write encrypts and writes p.
+func (c *Conn) Write(p []byte) (int, error) {
+	if !c.ok() {
+		return 0, errNoConn
+	}
+	return c.tc.Write(p)
+}
+
+// Close closes the connection, telling the peer first.
+func (c *Conn) Close() error {
+	if !c.ok() {
+		return errNoConn
+	}
+	return c.tc.Close()
+}
+
+// CloseWrite tells the peer no more will be written, and shuts down the
+// inner connection's sending side.
+func (c *Conn) CloseWrite() error {
+	if !c.ok() {
+		return errNoConn
+	}
+	return c.tc.CloseWrite()
+}
+
+// LocalAddr returns the inner connection's local address.
+func (c *Conn) LocalAddr() net.Addr {
+	if !c.ok() {
+		return nil
+	}
+	return c.tc.LocalAddr()
+}
+
+// RemoteAddr returns the inner connection's remote address.
+func (c *Conn) RemoteAddr() net.Addr {
+	if !c.ok() {
+		return nil
+	}
+	return c.tc.RemoteAddr()
+}
+
+// SetDeadline sets both deadlines.
+func (c *Conn) SetDeadline(t time.Time) error {
+	if !c.ok() {
+		return errNoConn
+	}
+	return c.tc.SetDeadline(t)
+}
+
+// SetReadDeadline sets the read deadline.
+func (c *Conn) SetReadDeadline(t time.Time) error {
+	if !c.ok() {
+		return errNoConn
+	}
+	return c.tc.SetReadDeadline(t)
+}
+
+// SetWriteDeadline sets the write deadline.
+func (c *Conn) SetWriteDeadline(t time.Time) error {
+	if !c.ok() {
+		return errNoConn
+	}
+	return c.tc.SetWriteDeadline(t)
+}
+
+// HandshakeContext runs the TLS handshake within ctx.
+func (c *Conn) HandshakeContext(ctx context.Context) error {
+	if !c.ok() {
+		return errNoConn
+	}
+	return c.tc.HandshakeContext(ctx)
+}
+
+// ConnectionState returns the TLS state: version, cipher, certificates.
+func (c *Conn) ConnectionState() tls.ConnectionState {
+	if !c.ok() {
+		return tls.ConnectionState{}
+	}
+	return c.tc.ConnectionState()
+}
+
 // Identity names the peer by its certificate's common name.
 func (c *Conn) Identity() string {
-	if st := c.ConnectionState(); len(st.PeerCertificates) > 0 {
+	if !c.ok() {
+		return ""
+	}
+	if st := c.tc.ConnectionState(); len(st.PeerCertificates) > 0 {
 		return "cn=" + st.PeerCertificates[0].Subject.CommonName
 	}
-	return core.Identity(c.NetConn())
+	return core.Identity(c.tc.NetConn())
 }
 
 // Dial connects over the inner transport and completes the TLS handshake
@@ -227,7 +344,7 @@ func (t Transport) Dial(ctx context.Context, address string) (net.Conn, error) {
 		c.Close()
 		return nil, fmt.Errorf("tls: handshake with %s: %w", address, err)
 	}
-	return &Conn{Conn: tc}, nil
+	return &Conn{tc: tc}, nil
 }
 
 // Files names the PEM files of a TLS set-up.

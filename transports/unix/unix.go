@@ -35,6 +35,7 @@ import (
 	"time"
 
 	"github.com/tetherkit/tether/core"
+	"github.com/tetherkit/tether/transports/internal/sockconn"
 )
 
 // Name is the transport's registry name and endpoint scheme.
@@ -261,7 +262,7 @@ func (t Transport) Listen(ctx context.Context, address string) (net.Listener, er
 		if err != nil {
 			return nil, err
 		}
-		return &Listener{UnixListener: l.(*net.UnixListener), rules: t.rules()}, nil
+		return &Listener{l: l.(*net.UnixListener), rules: t.rules()}, nil
 	}
 	if filepath.Dir(a.Path) == privateTempDir() {
 		if err := preparePrivateDir(filepath.Dir(a.Path)); err != nil {
@@ -279,7 +280,7 @@ func (t Transport) Listen(ctx context.Context, address string) (net.Listener, er
 		if err != nil {
 			return nil, err
 		}
-		return &Listener{UnixListener: l, rules: t.rules()}, nil
+		return &Listener{l: l, rules: t.rules()}, nil
 	}
 	mode := t.Mode
 	if mode == 0 {
@@ -313,7 +314,7 @@ func (t Transport) Listen(ctx context.Context, address string) (net.Listener, er
 		return cleanup(err)
 	}
 	core.TransportLogger(ctx, Name).Debug("listening", "path", a.Path, "mode", mode)
-	return &Listener{UnixListener: l, path: a.Path, created: info, rules: t.rules()}, nil
+	return &Listener{l: l, path: a.Path, created: info, rules: t.rules()}, nil
 }
 
 // preparePrivateDir creates the default socket's private directory when
@@ -401,12 +402,12 @@ func ids(l []uint32) string {
 	return strings.Join(parts, ",")
 }
 
-// Listener is a unix socket listener. It is a *net.UnixListener whose Accept
-// returns connections that report the peer's credentials, whose Admit
-// applies the allow-uid and allow-gid rules, and whose Close removes the
-// socket file if it is still the one it created.
+// Listener is a unix socket listener. Its Accept returns connections that
+// report the peer's credentials as their RemoteAddr, its Admit applies the
+// allow-uid and allow-gid rules, and its Close removes the socket file if
+// it is still the one it created. Its zero value answers with errors.
 type Listener struct {
-	*net.UnixListener
+	l       *net.UnixListener
 	path    string      // "" for abstract sockets
 	created os.FileInfo // the socket file as created, to recognise it on Close
 	rules   *rules      // nil: everyone is admitted
@@ -417,18 +418,27 @@ var (
 	_ core.Admitter = (*Listener)(nil)
 )
 
+var errNoListener = errors.New("unix: this Listener was not made by Transport.Listen")
+
 // Accept waits for the next connection.
 func (l *Listener) Accept() (net.Conn, error) {
-	c, err := l.UnixListener.AcceptUnix()
+	if l == nil || l.l == nil {
+		return nil, errNoListener
+	}
+	c, err := l.l.AcceptUnix()
 	if err != nil {
 		return nil, err
 	}
-	return newConn(c), nil
+	var peer net.Addr
+	if cred := peerCredentials(c); cred != nil {
+		peer = cred
+	}
+	return sockconn.New(c, nil, peer), nil
 }
 
 // Admit refuses a peer that the allow-uid and allow-gid rules leave out.
 func (l *Listener) Admit(c net.Conn) error {
-	if l.rules == nil {
+	if l == nil || l.rules == nil {
 		return nil
 	}
 	return l.rules.admit(c)
@@ -436,16 +446,22 @@ func (l *Listener) Admit(c net.Conn) error {
 
 // Addr returns the listener's typed address.
 func (l *Listener) Addr() net.Addr {
-	if l.path != "" {
+	switch {
+	case l == nil || l.l == nil:
+		return nil
+	case l.path != "":
 		return &Addr{Path: l.path}
 	}
-	return &Addr{Path: l.UnixListener.Addr().String()}
+	return &Addr{Path: l.l.Addr().String()}
 }
 
 // Close stops listening and removes the socket file if it is still the one
 // this listener created (not a file another server put there since).
 func (l *Listener) Close() error {
-	err := l.UnixListener.Close()
+	if l == nil || l.l == nil {
+		return errNoListener
+	}
+	err := l.l.Close()
 	if l.path != "" {
 		if fi, statErr := os.Lstat(l.path); statErr == nil && os.SameFile(fi, l.created) {
 			os.Remove(l.path)
@@ -470,30 +486,6 @@ func (a *PeerAddr) String() string { return fmt.Sprintf("pid=%d,uid=%d,gid=%d", 
 
 // Identity returns "uid=U,pid=P": who the peer is, for names and logs.
 func (a *PeerAddr) Identity() string { return fmt.Sprintf("uid=%d,pid=%d", a.UID, a.PID) }
-
-// Conn is an accepted unix connection whose RemoteAddr is a [*PeerAddr] when
-// the kernel reports credentials. Every other method is *net.UnixConn's, so
-// it is [core.Transparent]: the engine reads and writes the socket itself.
-type Conn struct {
-	*net.UnixConn
-	peer net.Addr
-}
-
-var _ core.Transparent = (*Conn)(nil)
-
-func newConn(c *net.UnixConn) *Conn {
-	conn := &Conn{UnixConn: c, peer: c.RemoteAddr()}
-	if cred := peerCredentials(c); cred != nil {
-		conn.peer = cred
-	}
-	return conn
-}
-
-// RemoteAddr returns the peer's credentials.
-func (c *Conn) RemoteAddr() net.Addr { return c.peer }
-
-// TransparentConn returns the socket and c: c only changes RemoteAddr.
-func (c *Conn) TransparentConn() (net.Conn, net.Conn) { return c.UnixConn, c }
 
 // Diagnose reports the path limits, the default socket, and whether peer
 // credentials are available.

@@ -37,6 +37,7 @@ import (
 	"github.com/mdlayher/vsock"
 
 	"github.com/tetherkit/tether/core"
+	"github.com/tetherkit/tether/transports/internal/sockconn"
 )
 
 // Name is the transport's registry name and endpoint scheme.
@@ -192,13 +193,13 @@ func (t Transport) Listen(ctx context.Context, address string) (net.Listener, er
 		a.Port = va.Port // the port the kernel chose for port 0
 	}
 	core.TransportLogger(ctx, Name).Debug("listening", "cid", cidName(a.CID), "port", a.Port)
-	return &Listener{Listener: l, addr: a, allow: t.AllowCIDs}, nil
+	return &Listener{l: l, addr: a, allow: t.AllowCIDs}, nil
 }
 
 // Listener is a vsock listener whose Addr is an [*Addr] ("any:5000") and
 // whose Admit applies the allow-cid rule.
 type Listener struct {
-	*vsock.Listener
+	l     *vsock.Listener
 	addr  *Addr
 	allow []uint32
 }
@@ -208,12 +209,27 @@ var (
 	_ core.Admitter = (*Listener)(nil)
 )
 
+var errNoListener = errors.New("vsock: this Listener was not made by Transport.Listen")
+
 // Addr returns the address listened on.
-func (l *Listener) Addr() net.Addr { return l.addr }
+func (l *Listener) Addr() net.Addr {
+	if l == nil || l.addr == nil {
+		return nil
+	}
+	return l.addr
+}
+
+// Close stops listening.
+func (l *Listener) Close() error {
+	if l == nil || l.l == nil {
+		return errNoListener
+	}
+	return l.l.Close()
+}
 
 // Admit refuses a peer whose CID is not in allow-cid.
 func (l *Listener) Admit(c net.Conn) error {
-	if len(l.allow) == 0 {
+	if l == nil || len(l.allow) == 0 {
 		return nil
 	}
 	p, ok := c.RemoteAddr().(*PeerAddr)
@@ -232,19 +248,23 @@ func (l *Listener) Admit(c net.Conn) error {
 
 // Accept waits for the next connection; its RemoteAddr is a [*PeerAddr].
 func (l *Listener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
+	if l == nil || l.l == nil {
+		return nil, errNoListener
+	}
+	c, err := l.l.Accept()
 	if err != nil {
 		return nil, err
 	}
 	return newConn(c.(*vsock.Conn)), nil
 }
 
-func newConn(vc *vsock.Conn) *Conn {
+// newConn wraps a vsock socket so that its RemoteAddr is a [*PeerAddr].
+func newConn(vc *vsock.Conn) net.Conn {
 	peer := &PeerAddr{}
 	if ra, ok := vc.RemoteAddr().(*vsock.Addr); ok {
 		peer.CID, peer.Port = ra.ContextID, ra.Port
 	}
-	return &Conn{Conn: vc, peer: peer}
+	return sockconn.New(vc, nil, peer)
 }
 
 // PeerAddr is the remote address of an accepted vsock connection. Its
@@ -267,21 +287,6 @@ func (a *PeerAddr) Identity() string {
 	s := a.String()
 	return s[:strings.LastIndexByte(s, ':')]
 }
-
-// Conn is a vsock connection whose RemoteAddr is a [*PeerAddr]. Every other
-// method is the socket's, so it is [core.Transparent].
-type Conn struct {
-	*vsock.Conn
-	peer *PeerAddr
-}
-
-var _ core.Transparent = (*Conn)(nil)
-
-// RemoteAddr returns the peer's CID and port.
-func (c *Conn) RemoteAddr() net.Addr { return c.peer }
-
-// TransparentConn returns the socket and c: c only changes RemoteAddr.
-func (c *Conn) TransparentConn() (net.Conn, net.Conn) { return c.Conn, c }
 
 // Dial connects to address, honouring ctx's cancellation and deadline.
 func (Transport) Dial(ctx context.Context, address string) (net.Conn, error) {
