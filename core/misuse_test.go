@@ -28,7 +28,7 @@ func TestZeroValues(t *testing.T) {
 	zerotest.Calls(t, &core.Server{})
 	zerotest.Calls(t, &core.Client{})
 	zerotest.Calls(t, &core.Peer{})
-	zerotest.Calls(t, &core.Redialer{}, "Receive") // Receive waits for Run, by design
+	zerotest.Calls(t, &core.Redialer{}, "Receive")              // Receive waits for Run, by design
 	zerotest.Calls(t, &core.Registry[core.Codec]{}, "Register") // a nil plug-in panics, by design
 	zerotest.Calls(t, &core.Resolver{})
 	zerotest.Calls(t, &core.Target{})

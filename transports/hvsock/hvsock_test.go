@@ -173,4 +173,3 @@ func TestParse(t *testing.T) {
 		}
 	}
 }
-
