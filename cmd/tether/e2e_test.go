@@ -413,7 +413,10 @@ func TestTLSWithClientCertificates(t *testing.T) {
 func TestAccessControlAndLimits(t *testing.T) {
 	sock := sockPath(t)
 	hub := startHub(t, "--addr", sock, "--allow-uid", "4242")
-	run(t, "let me in\n", "connect", "--addr", sock)
+	_, refusedErr, _ := run(t, "let me in\n", "connect", "--addr", sock)
+	if !strings.Contains(refusedErr, "it may have refused this client") || !strings.Contains(refusedErr, "the hub's log says why") {
+		t.Errorf("a refused client's stderr %q should say it may have been refused and where to look", refusedErr)
+	}
 	waitFor(t, "the refusal", func() bool { return strings.Contains(hub.Stderr.String(), "refused") })
 	if !strings.Contains(hub.Stderr.String(), fmt.Sprintf("uid %d / gid %d is not allowed (allow-uid 4242", os.Getuid(), os.Getgid())) {
 		t.Fatalf("refusal should name the uid and the rule:\n%s", hub.Stderr)

@@ -361,8 +361,8 @@ func TestFaultHubRestartedUnderLoad(t *testing.T) {
 	if dup > 0 {
 		t.Fatalf("%d lines arrived twice", dup)
 	}
-	if lost > 100 {
-		t.Fatalf("%d lines lost in flight, want a handful", lost)
+	if lost > 3 { // the README: "1 or 2 lines of 3000 ... the test allows at most 3"
+		t.Fatalf("%d lines lost in flight at the crash, want at most 3", lost)
 	}
 	for _, want := range []string{"lost the hub", "connected to unix://" + sock} {
 		if !strings.Contains(sender.Stderr.String(), want) {

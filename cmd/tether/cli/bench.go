@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"sort"
@@ -43,7 +44,8 @@ type benchResult struct {
 
 // bench measures the link a user has: through a hub (its own, or one at
 // --addr), point to point, round trip and fan-out, each bounded in time.
-func (a *App) bench(ctx context.Context, args []string) error {
+// benchFlags defines the flags of "bench".
+func (a *App) benchFlags() (*flag.FlagSet, *benchFlags) {
 	var f benchFlags
 	fs := a.newFlagSet("bench", "Measure a link through a hub: point-to-point throughput, round-trip latency and\n"+
 		"fan-out. Without --addr it runs its own hub on a private address of its transport (a temporary socket, a loopback port);\n"+
@@ -61,6 +63,11 @@ func (a *App) bench(ctx context.Context, args []string) error {
 	fs.Var(&f.pings, "pings", "round trips to time at most")
 	fs.BoolVar(&f.json, "json", false, "print the results as JSON")
 	f.options = a.registerOptions(fs, core.ForDial)
+	return fs, &f
+}
+
+func (a *App) bench(ctx context.Context, args []string) error {
+	fs, f := a.benchFlags()
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -71,7 +78,7 @@ func (a *App) bench(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	tgt, stop, err := a.benchTarget(ctx, &f, codec)
+	tgt, stop, err := a.benchTarget(ctx, f, codec)
 	if err != nil {
 		return err
 	}
@@ -81,9 +88,9 @@ func (a *App) bench(ctx context.Context, args []string) error {
 	progress := a.progress(f.json)
 	var results []benchResult
 	for _, run := range []func() (benchResult, error){
-		func() (benchResult, error) { return benchP2P(ctx, tgt, codec, &f, msg, progress) },
-		func() (benchResult, error) { return benchRTT(ctx, tgt, codec, &f, msg, progress) },
-		func() (benchResult, error) { return benchFanOut(ctx, tgt, codec, &f, msg, progress) },
+		func() (benchResult, error) { return benchP2P(ctx, tgt, codec, f, msg, progress) },
+		func() (benchResult, error) { return benchRTT(ctx, tgt, codec, f, msg, progress) },
+		func() (benchResult, error) { return benchFanOut(ctx, tgt, codec, f, msg, progress) },
 	} {
 		r, err := run()
 		if err != nil {

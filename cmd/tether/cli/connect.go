@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -29,7 +30,8 @@ type connectFlags struct {
 	options     *optionFlags
 }
 
-func (a *App) connect(ctx context.Context, args []string) error {
+// connectFlags defines the flags of "connect".
+func (a *App) connectFlags() (*flag.FlagSet, *connectFlags) {
 	var f connectFlags
 	fs := a.newFlagSet("connect", "Chat with a hub. In a terminal: a \"->\" prompt; a message containing the word \"bye\" ends the chat.\n"+
 		"With standard input not a terminal: each input line is one message, each received message one output line;\n"+
@@ -45,6 +47,11 @@ func (a *App) connect(ctx context.Context, args []string) error {
 	f.outboxBytes = sizeFlag{v: core.DefaultOutboxBytes, min: 1, max: maxBudget}
 	fs.Var(&f.outboxBytes, "outbox-bytes", "with --reconnect: most bytes of messages kept while the hub is away (suffixes KiB, MiB, GiB)")
 	f.options = a.registerOptions(fs, core.ForDial)
+	return fs, &f
+}
+
+func (a *App) connect(ctx context.Context, args []string) error {
+	fs, f := a.connectFlags()
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -69,7 +76,7 @@ func (a *App) connect(ctx context.Context, args []string) error {
 	}
 	interactive := !f.pipe && !f.recvOnly && a.IsTerminal != nil && a.IsTerminal()
 	if f.reconnect {
-		return a.connectReconnecting(core.WithLogger(ctx, log), &f, tgt, codec, interactive)
+		return a.connectReconnecting(core.WithLogger(ctx, log), f, tgt, codec, interactive)
 	}
 	dctx, cancel := context.WithTimeout(core.WithLogger(ctx, log), f.timeout.v)
 	conn, err := tgt.Dial(dctx)
@@ -82,7 +89,7 @@ func (a *App) connect(ctx context.Context, args []string) error {
 	defer cl.Close()
 	stop := context.AfterFunc(ctx, func() { cl.Close() })
 	defer stop()
-	return a.session(ctx, &f, cl, interactive)
+	return a.session(ctx, f, cl, interactive)
 }
 
 // link is what a connect session talks through: a *core.Client, or a
@@ -164,9 +171,9 @@ func (a *App) receive(cl link, out *bufio.Writer, mu *sync.Mutex, interactive bo
 				fmt.Fprintln(a.Stderr, "\r\033[Kthe hub closed the connection")
 			}
 			mu.Unlock()
-			early := got == 0 && !leaving.Load() && time.Since(start) < refusedWindow
+			early := got == 0 && time.Since(start) < refusedWindow
 			if errors.Is(err, io.EOF) {
-				if early {
+				if early && !leaving.Load() { // after the user's end of input, the hub's close is expected
 					fmt.Fprintf(a.Stderr, "%s: note: %v\n", a.Name, errMaybeRefused)
 				}
 				return nil

@@ -55,7 +55,8 @@ const (
 	defaultWait = 10 * time.Second
 )
 
-func (a *App) serve(ctx context.Context, args []string) error {
+// serveFlags defines the flags of "serve".
+func (a *App) serveFlags() (*flag.FlagSet, *serveFlags) {
 	var f serveFlags
 	fs := a.newFlagSet("serve", "Run a hub: every message a client sends reaches every other client.\n"+
 		"Standard output gets one line per event: a peer connected, a message, a peer left.\n"+
@@ -80,6 +81,11 @@ func (a *App) serve(ctx context.Context, args []string) error {
 	fs.Var(&f.handshake, "handshake-timeout", "time a client has to finish its transport's handshake, for transports that have one")
 	fs.StringVar(&f.names, "names", "number", "how peers are named in output and --chat: number (#3) or identity (vm(3), uid=1000,pid=42, cn=alice)")
 	f.options = a.registerOptions(fs, core.ForListen)
+	return fs, &f
+}
+
+func (a *App) serve(ctx context.Context, args []string) error {
+	fs, f := a.serveFlags()
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -90,7 +96,7 @@ func (a *App) serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	lns, err := a.listeners(&f, fs)
+	lns, err := a.listeners(f, fs)
 	if err != nil {
 		return err
 	}
