@@ -32,6 +32,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/mdlayher/vsock"
@@ -199,9 +200,10 @@ func (t Transport) Listen(ctx context.Context, address string) (net.Listener, er
 // Listener is a vsock listener whose Addr is an [*Addr] ("any:5000") and
 // whose Admit applies the allow-cid rule.
 type Listener struct {
-	l     *vsock.Listener
-	addr  *Addr
-	allow []uint32
+	l      *vsock.Listener
+	addr   *Addr
+	allow  []uint32
+	closed atomic.Bool
 }
 
 var (
@@ -224,6 +226,7 @@ func (l *Listener) Close() error {
 	if l == nil || l.l == nil {
 		return errNoListener
 	}
+	l.closed.Store(true)
 	return l.l.Close()
 }
 
@@ -253,6 +256,10 @@ func (l *Listener) Accept() (net.Conn, error) {
 	}
 	c, err := l.l.Accept()
 	if err != nil {
+		if l.closed.Load() && !errors.Is(err, net.ErrClosed) {
+			// The library says EBADF when Accept starts after Close.
+			return nil, &net.OpError{Op: "accept", Net: Name, Addr: l.addr, Err: net.ErrClosed}
+		}
 		return nil, err
 	}
 	return newConn(c.(*vsock.Conn)), nil

@@ -3,6 +3,7 @@ package vsock_test
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
 	"strings"
 	"syscall"
@@ -129,4 +130,19 @@ func parseAddr(s string) (*vsock.Addr, error) {
 		return nil, err
 	}
 	return a.(*vsock.Addr), nil
+}
+
+// TestAcceptAfterCloseSaysClosed: an Accept that starts after Close says
+// net.ErrClosed (the library itself says EBADF), so a hub's accept loop
+// ends instead of retrying. It binds, and never dials.
+func TestAcceptAfterCloseSaysClosed(t *testing.T) {
+	haveVsock(t)
+	l, err := vsock.Transport{}.Listen(context.Background(), "any:0")
+	if err != nil {
+		t.Fatalf("Listen(any:0): %v", err)
+	}
+	l.Close()
+	if _, err := l.Accept(); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Accept after Close: %v, want net.ErrClosed", err)
+	}
 }

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -260,73 +259,92 @@ func remote(p *core.Peer) string {
 	return "peer"
 }
 
-// printer serialises output lines from many goroutines. A flusher
-// goroutine writes them out whenever it is poked and nothing more is being
-// written, so a busy hub makes one write for many lines, and a quiet one
-// shows each line at once.
+// printer writes serve's output lines from many goroutines, in order and
+// losing none, off the relay path: a peer appends its line to a buffer
+// under a short lock, and one flusher goroutine writes whatever has
+// gathered in one system call, outside the lock. A busy hub makes one write
+// for many lines; a quiet one shows each line at once. When standard output
+// is slower than the room, the buffer fills to printLimit and the peers
+// wait to append: the room slows to the pace of the output, and nothing is
+// dropped.
 type printer struct {
 	mu     sync.Mutex
-	w      *bufio.Writer
+	cond   sync.Cond // signalled when lines arrive and when room frees
+	buf    []byte    // lines not yet handed to the writer
+	spare  []byte    // the flusher's buffer, swapped with buf
 	closed bool
-	kick   chan struct{} // cap 1: there is something to flush
 	done   chan struct{}
+	w      io.Writer
+	err    error // the first write error; output stops after it
 }
 
-func newPrinter(w interface{ Write([]byte) (int, error) }) *printer {
-	p := &printer{w: bufio.NewWriterSize(w, 64<<10), kick: make(chan struct{}, 1), done: make(chan struct{})}
+// printLimit is how much output may wait for a slow standard output
+// before the room slows down.
+const printLimit = 1 << 20
+
+func newPrinter(w io.Writer) *printer {
+	p := &printer{w: w, buf: make([]byte, 0, 64<<10), spare: make([]byte, 0, 64<<10), done: make(chan struct{})}
+	p.cond.L = &p.mu
 	go p.flusher()
 	return p
 }
 
 func (p *printer) flusher() {
 	defer close(p.done)
-	for range p.kick {
-		p.mu.Lock()
-		p.w.Flush()
+	p.mu.Lock()
+	for {
+		for len(p.buf) == 0 && !p.closed {
+			p.cond.Wait()
+		}
+		if len(p.buf) == 0 {
+			p.mu.Unlock()
+			return
+		}
+		p.buf, p.spare = p.spare[:0], p.buf
+		p.cond.Broadcast() // room again
 		p.mu.Unlock()
+		if p.err == nil {
+			_, p.err = p.w.Write(p.spare)
+		}
+		p.mu.Lock()
 	}
 }
 
-// unlockAndPoke ends a write: it has the flusher run and releases the lock
-// (the poke never blocks, and under the lock it cannot meet a closed channel).
-func (p *printer) unlockAndPoke() {
-	if !p.closed {
-		select {
-		case p.kick <- struct{}{}:
-		default:
-		}
+// begin takes the lock once there is room; end releases it and wakes the
+// flusher.
+func (p *printer) begin() {
+	p.mu.Lock()
+	for len(p.buf) >= printLimit && !p.closed {
+		p.cond.Wait()
 	}
+}
+
+func (p *printer) end() {
+	p.cond.Broadcast()
 	p.mu.Unlock()
 }
 
 func (p *printer) line(s string) {
-	p.mu.Lock()
-	p.w.WriteString(s)
-	p.w.WriteByte('\n')
-	p.unlockAndPoke()
+	p.begin()
+	p.buf = append(append(p.buf, s...), '\n')
+	p.end()
 }
 
 // message prints "name: text", quoting text when it holds control bytes or
 // invalid UTF-8 so that one message is always one line.
 func (p *printer) message(name string, msg []byte) {
-	p.mu.Lock()
-	p.w.WriteString(name)
-	p.w.WriteString(": ")
-	writePrintable(p.w, msg)
-	p.w.WriteByte('\n')
-	p.unlockAndPoke()
+	p.begin()
+	p.buf = append(append(p.buf, name...), ": "...)
+	p.buf = appendPrintable(p.buf, msg)
+	p.buf = append(p.buf, '\n')
+	p.end()
 }
 
-// close flushes what is left and stops the flusher.
+// close writes what is left and stops the flusher.
 func (p *printer) close() {
 	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return
-	}
 	p.closed = true
-	p.w.Flush()
-	close(p.kick)
+	p.cond.Broadcast()
 	p.mu.Unlock()
 	<-p.done
 }

@@ -9,26 +9,24 @@ import (
 	"unicode/utf8"
 )
 
-// writePrintable writes msg as is when it is printable UTF-8 (tabs allowed),
-// and as a Go-quoted string otherwise.
-func writePrintable(w *bufio.Writer, msg []byte) {
+// appendPrintable appends msg as is when it is printable UTF-8 (tabs
+// allowed), and as a Go-quoted string otherwise.
+func appendPrintable(dst, msg []byte) []byte {
 	if printable(msg) {
-		w.Write(msg)
-		return
+		return append(dst, msg...)
 	}
-	w.WriteString(strconv.Quote(string(msg)))
+	return strconv.AppendQuote(dst, string(msg))
 }
 
 func printable(msg []byte) bool {
-	if !utf8.Valid(msg) {
-		return false
-	}
+	ascii := true
 	for _, c := range msg {
 		if c < 0x20 && c != '\t' || c == 0x7f {
 			return false
 		}
+		ascii = ascii && c < 0x80
 	}
-	return true
+	return ascii || utf8.Valid(msg)
 }
 
 // lineReader splits input into messages at '\n' only: every other byte,
