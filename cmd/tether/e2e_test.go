@@ -26,6 +26,9 @@ import (
 var bin string
 
 func TestMain(m *testing.M) {
+	if mode := os.Getenv("TETHER_HAND"); mode != "" {
+		handMain(mode)
+	}
 	if helper := os.Getenv("TETHER_FAULT_HELPER"); helper != "" {
 		runHelper(helper, os.Getenv("TETHER_FAULT_ADDR"))
 		return
