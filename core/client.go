@@ -19,6 +19,7 @@ type Client struct {
 	conn     net.Conn
 	codec    Codec
 	fr       FrameReader
+	buffered Buffered // fr's, or nil
 	maxFrame int
 
 	wbuf []byte // frames queued for the next write (the sending side's alone)
@@ -89,6 +90,7 @@ func NewClient(conn net.Conn, c Codec, maxFrame int) *Client {
 	cl := &Client{conn: conn, codec: c, maxFrame: limit}
 	if conn != nil && c != nil {
 		cl.fr = c.NewReader(conn, limit)
+		cl.buffered, _ = cl.fr.(Buffered)
 	}
 	return cl
 }
@@ -261,13 +263,10 @@ func (c *Client) Receive() ([]byte, error) {
 // Buffered returns the number of received bytes not yet returned by Receive,
 // or 0 when the codec's reader does not say (see [Buffered]).
 func (c *Client) Buffered() int {
-	if c == nil {
+	if c == nil || c.buffered == nil {
 		return 0
 	}
-	if b, ok := c.fr.(Buffered); ok {
-		return b.Buffered()
-	}
-	return 0
+	return c.buffered.Buffered()
 }
 
 // CloseWrite flushes and ends the sending side: the peer reads everything

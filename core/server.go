@@ -93,9 +93,9 @@ type Server struct {
 	// are relayed byte-exact.
 	Chat bool
 	// OnJoin, OnMessage and OnLeave, when set, are called from the peer's
-	// goroutine as a peer joins, sends a message (msg is only valid during the
-	// call), and leaves (err is nil for a clean leave). They must not block
-	// for long: the peer waits for them.
+	// goroutine as a peer joins, sends a message (once it has been relayed;
+	// msg is only valid during the call), and leaves (err is nil for a clean
+	// leave). They must not block for long: the peer waits for them.
 	OnJoin    func(p *Peer)
 	OnMessage func(p *Peer, msg []byte)
 	OnLeave   func(p *Peer, err error)
@@ -379,7 +379,7 @@ func (s *Server) Broadcast(msg []byte) error {
 		return ErrServerClosed
 	}
 	m := &frames{}
-	res := s.broadcast(nil, msg, m)
+	res := s.broadcast(nil, msg, m, true)
 	if res.peers > 0 && res.delivered == 0 && len(res.refusals) > 0 {
 		return &UndeliverableError{Peers: res.peers, Errs: res.refusals}
 	}
@@ -395,8 +395,9 @@ type broadcastResult struct {
 
 // broadcast queues payload for every peer of the room except from, using m
 // as its encodings cache (a peer's own, so that a broadcast allocates
-// nothing).
-func (s *Server) broadcast(from *Peer, payload []byte, m *frames) broadcastResult {
+// nothing); last says the sender has no further message at hand (see
+// enqueue).
+func (s *Server) broadcast(from *Peer, payload []byte, m *frames, last bool) broadcastResult {
 	room := *s.room.Load()
 	m.reset(from, payload, len(*s.codecList.Load()))
 	defer m.releaseAll()
@@ -414,7 +415,7 @@ func (s *Server) broadcast(from *Peer, payload []byte, m *frames) broadcastResul
 			continue
 		}
 		f.hold()
-		if !p.enqueue(f, from) {
+		if !p.enqueue(f, from, last) {
 			res.senderGone = true
 			return res
 		}

@@ -3,6 +3,7 @@ package core
 import (
 	"net"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -23,6 +24,7 @@ var batchPool = sync.Pool{New: func() any { b := make([]byte, 0, batchSize); ret
 type writer struct {
 	conn   net.Conn
 	socket net.Conn      // the socket behind conn, or nil: write through conn.Write
+	now    nowWriter     // non-blocking writes to the socket, when this system has them
 	stall  time.Duration // 0: no stall detection
 	total  time.Duration // 0: no bound on one batch's time
 	vec    net.Buffers   // reused backing array for the vectored write
@@ -30,12 +32,18 @@ type writer struct {
 	held   []*frame      // large frames referenced by vec until written
 }
 
-func newWriter(conn net.Conn, stall, total time.Duration) writer {
-	w := writer{conn: conn, stall: stall, total: total}
+// init sets the writer up in place: its non-blocking writer keeps a
+// closure over its own fields, so the writer must not be copied after.
+func (w *writer) init(conn net.Conn, stall, total time.Duration) {
+	*w = writer{conn: conn, stall: stall, total: total}
 	if s, ok := SocketOf(conn); ok {
 		w.socket = s
+		if sc, ok := s.(syscall.Conn); ok {
+			if raw, err := sc.SyscallConn(); err == nil {
+				w.now.init(raw)
+			}
+		}
 	}
-	return w
 }
 
 // write sends every frame of batch, releasing each, and returns the bytes of

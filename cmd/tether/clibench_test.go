@@ -23,6 +23,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -151,7 +152,7 @@ func (r *cliRun) client(role string) (io.WriteCloser, *counter, *exec.Cmd) {
 	if err != nil {
 		r.b.Fatal(err)
 	}
-	c.Stderr = os.Stderr
+	c.Stderr = io.Discard // a client that fails shows as a benchmark that times out waiting for it
 	if err := c.Start(); err != nil {
 		r.b.Fatal(err)
 	}
@@ -165,6 +166,7 @@ func (r *cliRun) waitJoins(n int) {
 }
 
 func (r *cliRun) stop() {
+	slices.Reverse(r.procs) // clients first
 	for _, p := range r.procs {
 		p.Process.Kill()
 		p.Wait()
@@ -244,48 +246,68 @@ func fanOut(b *testing.B, im impl, network, codec string, c, m int) time.Duratio
 	return elapsed
 }
 
-// roundTrips: a message from A through the hub to B, which echoes it back
-// through the hub to A, one at a time; the duration of each.
-func roundTrips(b *testing.B, im impl, network, codec string, k int) []time.Duration {
+// rttSetup is a hub with client A, and client B echoing every line back.
+type rttSetup struct {
+	r    *cliRun
+	aIn  io.WriteCloser
+	aOut *bufio.Reader
+}
+
+func newRTT(b *testing.B, im impl, network, codec string) *rttSetup {
 	r := startBenchHub(b, im, network, codec)
-	defer r.stop()
-	aIn, _, aCmd := r.clientPiped()
+	aIn, aOut := r.clientPiped()
 	r.waitJoins(1)
-	bIn, _, bCmd := r.clientPiped()
+	bIn, bOut := r.clientPiped()
 	r.waitJoins(2)
-	aOut, bOut := bufio.NewReader(aCmd.out), bufio.NewReader(bCmd.out)
 	go func() { // B echoes every line
+		br := bufio.NewReader(bOut)
 		for {
-			line, err := bOut.ReadSlice('\n')
-			if err != nil || func() error { _, err := bIn.Write(line); return err }() != nil {
+			line, err := br.ReadSlice('\n')
+			if err != nil {
+				return
+			}
+			if _, err := bIn.Write(line); err != nil {
 				return
 			}
 		}
 	}()
-	msg := block(64, 1)
-	d := make([]time.Duration, 0, k)
-	for range k {
-		t0 := time.Now()
-		if _, err := aIn.Write(msg); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := aOut.ReadSlice('\n'); err != nil {
-			b.Fatalf("%s round trip: %v", im.name, err)
-		}
-		d = append(d, time.Since(t0))
+	return &rttSetup{r: r, aIn: aIn, aOut: bufio.NewReader(aOut)}
+}
+
+// ping sends one message from A and waits for its echo.
+func (s *rttSetup) ping(b *testing.B, msg []byte) time.Duration {
+	t0 := time.Now()
+	if _, err := s.aIn.Write(msg); err != nil {
+		b.Fatal(err)
 	}
-	aIn.Close()
-	bIn.Close()
-	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
-	return d
+	if _, err := s.aOut.ReadSlice('\n'); err != nil {
+		b.Fatalf("%s round trip: %v", s.r.im.name, err)
+	}
+	return time.Since(t0)
 }
 
-// pipedCmd is a client whose standard output is read directly.
-type pipedCmd struct {
-	out io.Reader
+// roundTrips runs both implementations at once and alternates single pings
+// between them, so that each pair of samples sees the same machine.
+func roundTrips(b *testing.B, network, codec string, k int) (mine, hand []time.Duration) {
+	t, h := newRTT(b, tetherCLI, network, codec), newRTT(b, handCLI, network, codec)
+	defer t.r.stop()
+	defer h.r.stop()
+	msg := block(64, 1)
+	for i := range k {
+		if i%2 == 0 {
+			mine = append(mine, t.ping(b, msg))
+			hand = append(hand, h.ping(b, msg))
+		} else {
+			hand = append(hand, h.ping(b, msg))
+			mine = append(mine, t.ping(b, msg))
+		}
+	}
+	return mine, hand
 }
 
-func (r *cliRun) clientPiped() (io.WriteCloser, *exec.Cmd, pipedCmd) {
+// clientPiped starts a client whose standard input and output the
+// benchmark uses directly.
+func (r *cliRun) clientPiped() (io.WriteCloser, io.Reader) {
 	r.b.Helper()
 	c := r.im.cmd("connect", r.network, r.addr, r.codec)
 	in, err := c.StdinPipe()
@@ -296,12 +318,12 @@ func (r *cliRun) clientPiped() (io.WriteCloser, *exec.Cmd, pipedCmd) {
 	if err != nil {
 		r.b.Fatal(err)
 	}
-	c.Stderr = os.Stderr
+	c.Stderr = io.Discard // a client that fails shows as a benchmark that times out waiting for it
 	if err := c.Start(); err != nil {
 		r.b.Fatal(err)
 	}
 	r.procs = append(r.procs, c)
-	return in, c, pipedCmd{out: out}
+	return in, out
 }
 
 func quantile(d []time.Duration, q float64) float64 {
@@ -349,19 +371,9 @@ func BenchmarkCLI(b *testing.B) {
 			}
 			b.Run(fmt.Sprintf("rtt-64B/%s/%s", network, codec), func(b *testing.B) {
 				var mine, hand []time.Duration
-				for i := range b.N {
-					first, second := handCLI, tetherCLI
-					if i%2 == 1 {
-						first, second = second, first
-					}
-					for _, im := range []impl{first, second} {
-						d := roundTrips(b, im, network, codec, 2000/scale)
-						if im.name == "hand" {
-							hand = append(hand, d...)
-						} else {
-							mine = append(mine, d...)
-						}
-					}
+				for range b.N {
+					m, h := roundTrips(b, network, codec, 2000/scale)
+					mine, hand = append(mine, m...), append(hand, h...)
 				}
 				sort.Slice(mine, func(i, j int) bool { return mine[i] < mine[j] })
 				sort.Slice(hand, func(i, j int) bool { return hand[i] < hand[j] })

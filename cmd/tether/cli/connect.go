@@ -105,7 +105,7 @@ type link interface {
 
 // session runs the chat, the pipe or the listener over l until it ends.
 func (a *App) session(ctx context.Context, f *connectFlags, l link, interactive bool) error {
-	out := bufio.NewWriter(a.Stdout)
+	out := bufio.NewWriterSize(a.Stdout, 64<<10)
 	var outMu sync.Mutex
 	recvDone := make(chan error, 1)
 	var leaving atomic.Bool // the user ended the chat: the hub's close is expected
@@ -184,23 +184,22 @@ func (a *App) receive(cl link, out *bufio.Writer, mu *sync.Mutex, interactive bo
 			return fmt.Errorf("receiving: %w", err)
 		}
 		got++
-		mu.Lock()
-		if interactive {
+		if interactive { // the prompt shares the terminal
+			mu.Lock()
 			out.WriteString("\r\033[K")
 			out.Write(msg)
 			out.WriteString("\n" + prompt)
 			out.Flush()
-		} else {
-			out.Write(msg)
-			out.WriteByte('\n')
-			if cl.Buffered() == 0 {
-				if err := out.Flush(); err != nil {
-					mu.Unlock()
-					return fmt.Errorf("writing standard output: %w", err)
-				}
+			mu.Unlock()
+			continue
+		}
+		out.Write(msg) // pipe mode: this goroutine alone writes standard output
+		out.WriteByte('\n')
+		if cl.Buffered() == 0 {
+			if err := out.Flush(); err != nil {
+				return fmt.Errorf("writing standard output: %w", err)
 			}
 		}
-		mu.Unlock()
 	}
 }
 

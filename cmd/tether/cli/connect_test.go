@@ -97,3 +97,15 @@ func TestLineReader(t *testing.T) {
 		t.Fatalf("errors %v, want one naming input line 3", errs)
 	}
 }
+
+func TestPrintable(t *testing.T) {
+	for msg, want := range map[string]bool{
+		"": true, "hello": true, "tabs\tare fine": true, "a long line of plain text, more than eight bytes": true,
+		"héllo ✓ unicode": true, "0123456789abcdef\x7f": false, "0123456789abcdef\x00": false, "\r": false,
+		"0123456789abcdef\n0123": false, "valid then \xff invalid": false, "\x1b[31mred": false, "seventeen bytes!!": true,
+	} {
+		if got := printable([]byte(msg)); got != want {
+			t.Errorf("printable(%q) = %v, want %v", msg, got, want)
+		}
+	}
+}

@@ -185,4 +185,15 @@ func (f *countFlag) Set(s string) error {
 
 func joinNames(names []string) string { return strings.Join(names, ", ") }
 
-func stdinIsTerminal() bool { return term.IsTerminal(int(os.Stdin.Fd())) }
+// stdinIsTerminal asks through SyscallConn, not Fd: Fd would switch
+// standard input to blocking mode, and every read of it would then hold an
+// OS thread instead of waiting in the runtime's poller.
+func stdinIsTerminal() bool {
+	raw, err := os.Stdin.SyscallConn()
+	if err != nil {
+		return false
+	}
+	tty := false
+	raw.Control(func(fd uintptr) { tty = term.IsTerminal(int(fd)) })
+	return tty
+}

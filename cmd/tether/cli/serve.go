@@ -269,9 +269,10 @@ func remote(p *core.Peer) string {
 // dropped.
 type printer struct {
 	mu     sync.Mutex
-	cond   sync.Cond // signalled when lines arrive and when room frees
-	buf    []byte    // lines not yet handed to the writer
-	spare  []byte    // the flusher's buffer, swapped with buf
+	buf    []byte        // lines not yet handed to the writer
+	spare  []byte        // the flusher's buffer, swapped with buf
+	room   chan struct{} // closed when the flusher takes the buffer; made when someone waits for room
+	kick   chan struct{} // cap 1: lines are waiting
 	closed bool
 	done   chan struct{}
 	w      io.Writer
@@ -283,68 +284,90 @@ type printer struct {
 const printLimit = 1 << 20
 
 func newPrinter(w io.Writer) *printer {
-	p := &printer{w: w, buf: make([]byte, 0, 64<<10), spare: make([]byte, 0, 64<<10), done: make(chan struct{})}
-	p.cond.L = &p.mu
+	p := &printer{w: w, buf: make([]byte, 0, 64<<10), spare: make([]byte, 0, 64<<10),
+		kick: make(chan struct{}, 1), done: make(chan struct{})}
 	go p.flusher()
 	return p
 }
 
 func (p *printer) flusher() {
 	defer close(p.done)
-	p.mu.Lock()
-	for {
-		for len(p.buf) == 0 && !p.closed {
-			p.cond.Wait()
-		}
-		if len(p.buf) == 0 {
-			p.mu.Unlock()
-			return
-		}
+	for range p.kick {
+		p.mu.Lock()
 		p.buf, p.spare = p.spare[:0], p.buf
-		p.cond.Broadcast() // room again
+		if p.room != nil {
+			close(p.room)
+			p.room = nil
+		}
 		p.mu.Unlock()
-		if p.err == nil {
+		if len(p.spare) > 0 && p.err == nil {
 			_, p.err = p.w.Write(p.spare)
 		}
+	}
+	p.mu.Lock() // closed: what close left
+	if len(p.buf) > 0 && p.err == nil {
+		p.w.Write(p.buf)
+	}
+	p.mu.Unlock()
+}
+
+// begin takes the lock once there is room.
+func (p *printer) begin() {
+	p.mu.Lock()
+	for len(p.buf) >= printLimit && !p.closed {
+		if p.room == nil {
+			p.room = make(chan struct{})
+		}
+		room := p.room
+		p.mu.Unlock()
+		<-room
 		p.mu.Lock()
 	}
 }
 
-// begin takes the lock once there is room; end releases it and wakes the
-// flusher.
-func (p *printer) begin() {
-	p.mu.Lock()
-	for len(p.buf) >= printLimit && !p.closed {
-		p.cond.Wait()
+// end releases the lock, and wakes the flusher when the buffer has just
+// stopped being empty (a busy flusher finds the rest itself).
+func (p *printer) end(before int) {
+	if before == 0 && !p.closed {
+		select {
+		case p.kick <- struct{}{}:
+		default:
+		}
 	}
-}
-
-func (p *printer) end() {
-	p.cond.Broadcast()
 	p.mu.Unlock()
 }
 
 func (p *printer) line(s string) {
 	p.begin()
+	before := len(p.buf)
 	p.buf = append(append(p.buf, s...), '\n')
-	p.end()
+	p.end(before)
 }
 
 // message prints "name: text", quoting text when it holds control bytes or
 // invalid UTF-8 so that one message is always one line.
 func (p *printer) message(name string, msg []byte) {
 	p.begin()
+	before := len(p.buf)
 	p.buf = append(append(p.buf, name...), ": "...)
 	p.buf = appendPrintable(p.buf, msg)
 	p.buf = append(p.buf, '\n')
-	p.end()
+	p.end(before)
 }
 
 // close writes what is left and stops the flusher.
 func (p *printer) close() {
 	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
 	p.closed = true
-	p.cond.Broadcast()
+	if p.room != nil {
+		close(p.room)
+		p.room = nil
+	}
+	close(p.kick)
 	p.mu.Unlock()
 	<-p.done
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,18 @@ func appendPrintable(dst, msg []byte) []byte {
 }
 
 func printable(msg []byte) bool {
+	// Eight bytes at a time while they are plain printable ASCII: no byte
+	// below 0x20, none of 0x7f, none from 0x80 up.
+	const ones, highs, spaces, dels = 0x0101010101010101, 0x8080808080808080, 0x2020202020202020, 0x7f7f7f7f7f7f7f7f
+	for len(msg) >= 8 {
+		v := binary.LittleEndian.Uint64(msg)
+		below := (v - spaces) &^ v & highs
+		del := ((v ^ dels) - ones) &^ (v ^ dels) & highs
+		if below|del|v&highs != 0 {
+			break // something else in these eight: the byte loop decides
+		}
+		msg = msg[8:]
+	}
 	ascii := true
 	for _, c := range msg {
 		if c < 0x20 && c != '\t' || c == 0x7f {
