@@ -23,7 +23,11 @@ type refusals struct {
 	errs []error
 }
 
-func (r *refusals) add(_ net.Addr, err error) { r.mu.Lock(); r.errs = append(r.errs, err); r.mu.Unlock() }
+func (r *refusals) add(_ net.Addr, err error) {
+	r.mu.Lock()
+	r.errs = append(r.errs, err)
+	r.mu.Unlock()
+}
 
 func (r *refusals) list() []error {
 	r.mu.Lock()
