@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/tetherkit/tether/cmd/tether/internal/proctest"
+	"github.com/tetherkit/tether/internal/testwait"
 	"github.com/tetherkit/tether/internal/tlstest"
 )
 
@@ -557,4 +558,72 @@ func TestAllowNet(t *testing.T) {
 		t.Fatal(e)
 	}
 	waitFor(t, "the admitted message", func() bool { return strings.Contains(hub2.Stdout.String(), "#1: welcome") })
+}
+
+// TestSlowStdoutSlowsTheRoom: when serve's standard output is slower than
+// the room, the room slows to its pace: the hub holds a bounded amount of
+// output, a receiver stops getting messages while the output is stuck, and
+// once the output moves every line is printed, in order, none lost.
+func TestSlowStdoutSlowsTheRoom(t *testing.T) {
+	sock := sockPath(t)
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub := exec.Command(bin, "serve", "--addr", sock)
+	hub.Stdout = outW
+	var hubErr proctest.Buffer
+	hub.Stderr = &hubErr
+	if err := hub.Start(); err != nil {
+		t.Fatal(err)
+	}
+	outW.Close()
+	t.Cleanup(func() { hub.Process.Kill(); hub.Wait(); outR.Close() })
+	waitFor(t, "the hub to serve", func() bool { return strings.Contains(hubErr.String(), "serving") })
+	recv := start(t, nil, "connect", "--addr", sock, "--recv-only")
+	// The hub's first line ("#1 connected") is in the pipe; nobody reads it yet.
+	const n, size = 40000, 200 // 8 MB of output: far more than the pipe and the printer hold
+	var in strings.Builder
+	for i := range n {
+		fmt.Fprintf(&in, "%06d %s\n", i, strings.Repeat("s", size-8))
+	}
+	send := start(t, nil, "connect", "--addr", sock)
+	go func() { io.WriteString(send.Stdin, in.String()); send.Stdin.Close() }()
+	// Stuck output: the receiver's count stops short of n, and stays there.
+	var stuck int
+	waitFor(t, "the room to stop while the hub's output is stuck", func() bool {
+		before := proctest.CountLines(recv.Stdout.String())
+		time.Sleep(300 * time.Millisecond) // a window in which nothing must move
+		after := proctest.CountLines(recv.Stdout.String())
+		stuck = after
+		return after == before && after < n
+	})
+	t.Logf("with the hub's output stuck, the receiver got %d of %d messages", stuck, n)
+	// The output moves again: every message printed, in order, and received.
+	br := bufio.NewReader(outR)
+	next := 0
+	done := make(chan error, 1)
+	go func() {
+		for next < n {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				done <- err
+				return
+			}
+			_, text, ok := strings.Cut(strings.TrimSuffix(line, "\n"), ": ")
+			if !ok {
+				continue // connected / left
+			}
+			if want := fmt.Sprintf("%06d ", next); !strings.HasPrefix(text, want) {
+				done <- fmt.Errorf("printed line %q, want message %d next", line, next)
+				return
+			}
+			next++
+		}
+		done <- nil
+	}()
+	if err := testwait.Recv(t, "every message printed", 60*time.Second, done); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "every message at the receiver", func() bool { return proctest.CountLines(recv.Stdout.String()) == n })
 }
