@@ -103,9 +103,21 @@ func TestPrintable(t *testing.T) {
 		"": true, "hello": true, "tabs\tare fine": true, "a long line of plain text, more than eight bytes": true,
 		"héllo ✓ unicode": true, "0123456789abcdef\x7f": false, "0123456789abcdef\x00": false, "\r": false,
 		"0123456789abcdef\n0123": false, "valid then \xff invalid": false, "\x1b[31mred": false, "seventeen bytes!!": true,
+		strings.Repeat("x", 100): true, strings.Repeat("x", 100) + "\x7f": false, strings.Repeat("x", 33) + "\x00" + strings.Repeat("y", 40): false,
+		strings.Repeat("é", 40): true, strings.Repeat("\t", 40): true, strings.Repeat("ab", 20) + "\xc3": false,
 	} {
 		if got := printable([]byte(msg)); got != want {
 			t.Errorf("printable(%q) = %v, want %v", msg, got, want)
+		}
+	}
+}
+
+func BenchmarkPrintable(b *testing.B) {
+	msg := []byte(strings.Repeat("the quick brown fox jumps over the lazy dog ", 1500))
+	b.SetBytes(int64(len(msg)))
+	for range b.N {
+		if !printable(msg) {
+			b.Fatal("not printable")
 		}
 	}
 }

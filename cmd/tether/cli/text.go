@@ -20,26 +20,42 @@ func appendPrintable(dst, msg []byte) []byte {
 }
 
 func printable(msg []byte) bool {
-	// Eight bytes at a time while they are plain printable ASCII: no byte
-	// below 0x20, none of 0x7f, none from 0x80 up.
-	const ones, highs, spaces, dels = 0x0101010101010101, 0x8080808080808080, 0x2020202020202020, 0x7f7f7f7f7f7f7f7f
-	for len(msg) >= 8 {
-		v := binary.LittleEndian.Uint64(msg)
-		below := (v - spaces) &^ v & highs
-		del := ((v ^ dels) - ones) &^ (v ^ dels) & highs
-		if below|del|v&highs != 0 {
-			break // something else in these eight: the byte loop decides
+	// Plain printable ASCII is checked 32 bytes at a time: for each byte x,
+	// x - 0x20 borrows (its high bit set, x not) when x < 0x20, and x + 1 or
+	// x has the high bit when x >= 0x7f. A flagged word, and the tail, are
+	// looked at byte by byte (tabs are fine; bytes from 0x80 need a UTF-8
+	// check of the whole message).
+	const ones, highs, spaces = 0x0101010101010101, 0x8080808080808080, 0x2020202020202020
+	flag := func(v uint64) uint64 { return ((v-spaces)&^v | (v + ones) | v) & highs }
+	ascii, rest := true, msg
+	for len(rest) >= 32 {
+		a, b := binary.LittleEndian.Uint64(rest), binary.LittleEndian.Uint64(rest[8:])
+		c, d := binary.LittleEndian.Uint64(rest[16:]), binary.LittleEndian.Uint64(rest[24:])
+		if flag(a)|flag(b)|flag(c)|flag(d) != 0 {
+			if !plainBytes(rest[:32], &ascii) {
+				return false
+			}
 		}
-		msg = msg[8:]
+		rest = rest[32:]
 	}
-	ascii := true
-	for _, c := range msg {
+	if !plainBytes(rest, &ascii) {
+		return false
+	}
+	return ascii || utf8.Valid(msg)
+}
+
+// plainBytes reports whether b has no control byte but tab, and clears
+// ascii when it has a byte from 0x80.
+func plainBytes(b []byte, ascii *bool) bool {
+	for _, c := range b {
 		if c < 0x20 && c != '\t' || c == 0x7f {
 			return false
 		}
-		ascii = ascii && c < 0x80
+		if c >= 0x80 {
+			*ascii = false
+		}
 	}
-	return ascii || utf8.Valid(msg)
+	return true
 }
 
 // lineReader splits input into messages at '\n' only: every other byte,
