@@ -138,17 +138,11 @@ func (c *Client) Send(msg []byte) error {
 // wrapping [ErrUnrepresentable]; nothing is sent for either, and the client
 // stays usable.
 func (c *Client) Queue(msg []byte) error {
-	if err := c.unusable(); err != nil {
-		return err
+	if c == nil || c.fr == nil || c.closed.Load() { // fr is set only with a connection and a codec
+		return c.unusable()
 	}
-	if len(msg) > c.maxFrame {
-		return &FrameTooLargeError{Codec: c.codec.Name(), Size: int64(len(msg)), Limit: c.maxFrame,
-			Hint: "refused before sending: a peer with the same limit would disconnect"}
-	}
-	if len(msg) >= bigMessage {
-		if sp, ok := c.codec.(FrameSplitter); ok {
-			return c.queueLarge(sp, msg)
-		}
+	if len(msg) >= bigMessage || len(msg) > c.maxFrame {
+		return c.queueBig(msg)
 	}
 	b, err := c.codec.AppendFrame(c.wbuf, msg)
 	if err != nil {
@@ -177,6 +171,23 @@ const bigMessage = 32 << 10
 // writeChunk is the unit of the client's writes: socket buffers take whole
 // 64 KiB writes much faster than ones a few bytes longer.
 const writeChunk = 64 << 10
+
+// queueBig refuses a message over the frame limit, and streams a large one.
+func (c *Client) queueBig(msg []byte) error {
+	if len(msg) > c.maxFrame {
+		return &FrameTooLargeError{Codec: c.codec.Name(), Size: int64(len(msg)), Limit: c.maxFrame,
+			Hint: "refused before sending: a peer with the same limit would disconnect"}
+	}
+	if sp, ok := c.codec.(FrameSplitter); ok {
+		return c.queueLarge(sp, msg)
+	}
+	b, err := c.codec.AppendFrame(c.wbuf, msg)
+	if err != nil {
+		return err
+	}
+	c.wbuf = b
+	return c.writeChunks()
+}
 
 // queueLarge streams the header, msg and the trailer through the buffer.
 func (c *Client) queueLarge(sp FrameSplitter, msg []byte) error {

@@ -145,3 +145,22 @@ func TestNewlineAnywhere(t *testing.T) {
 		}
 	}
 }
+
+// TestNewlineSearch checks the word-at-a-time check against bytes.IndexByte
+// at every position and length around the word boundaries.
+func TestNewlineSearch(t *testing.T) {
+	for n := 0; n < 200; n++ {
+		for at := -1; at < n; at++ {
+			b := bytes.Repeat([]byte{'x'}, n)
+			if at >= 0 {
+				b[at] = '\n'
+				if at+1 < n {
+					b[at+1] = '\n' // a second one after the first must not confuse it
+				}
+			}
+			if got, want := line.HasNewline(b), at >= 0; got != want {
+				t.Fatalf("hasNewline of %d bytes with '\\n' at %d: %v, want %v", n, at, got, want)
+			}
+		}
+	}
+}

@@ -1,0 +1,4 @@
+package line
+
+// HasNewline is hasNewline, for tests in package line_test.
+var HasNewline = hasNewline
