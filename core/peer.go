@@ -336,17 +336,17 @@ func (p *Peer) readLoop() error {
 }
 
 // enqueue adds frame f, with the reference the caller holds for this peer,
-// to the peer's queue, waiting while the queue is full. It returns false
-// only when the sender from was closed or the server closed while waiting; a
+// to the peer's queue, waiting while the queue is full. ok is false only
+// when the sender from was closed or the server closed while waiting; a
 // receiver that is leaving is skipped (true). Either way the reference is
-// taken care of.
+// taken care of. wrote reports that the frame went out directly (below).
 //
 // When the sender has no further message at hand (last) and this peer's
 // queue is empty with no write in flight, the sender writes the frame
 // itself, without waiting, and only what the socket does not take at once
 // goes through the queue: an idle room's latency is one goroutine hand-off
 // shorter, while a burst still goes out in batches.
-func (p *Peer) enqueue(f *frame, from *Peer, last bool) bool {
+func (p *Peer) enqueue(f *frame, from *Peer, last bool) (ok, wrote bool) {
 	qlen, qbytes := p.srv.queueLimits()
 	var fromGone <-chan struct{}
 	if from != nil {
@@ -357,7 +357,7 @@ func (p *Peer) enqueue(f *frame, from *Peer, last bool) bool {
 		if p.stateNow() >= draining {
 			p.mu.Unlock()
 			f.release()
-			return true
+			return true, false
 		}
 		if last && p.queueBytes == 0 && !p.busy {
 			n := p.w.now.write(f.buf)
@@ -367,7 +367,7 @@ func (p *Peer) enqueue(f *frame, from *Peer, last bool) bool {
 				if p.srv.IdleTimeout > 0 {
 					p.lastWrite.Store(time.Now().UnixNano())
 				}
-				return true
+				return true, true
 			}
 			if n > 0 { // the rest, in a frame of its own
 				rest := newFrame()
@@ -381,7 +381,7 @@ func (p *Peer) enqueue(f *frame, from *Peer, last bool) bool {
 			p.queueBytes += len(f.buf)
 			p.startWriterLocked()
 			p.mu.Unlock()
-			return true
+			return true, false
 		}
 		if p.space == nil {
 			p.space = make(chan struct{})
@@ -392,10 +392,10 @@ func (p *Peer) enqueue(f *frame, from *Peer, last bool) bool {
 		case <-space:
 		case <-fromGone:
 			f.release()
-			return false
+			return false, false
 		case <-p.srv.done:
 			f.release()
-			return false
+			return false, false
 		}
 	}
 }

@@ -402,6 +402,7 @@ func (s *Server) broadcast(from *Peer, payload []byte, m *frames, last bool) bro
 	m.reset(from, payload, len(*s.codecList.Load()))
 	defer m.releaseAll()
 	var res broadcastResult
+	direct := 0 // receivers this sender wrote to itself
 	for _, p := range room {
 		if p == from {
 			continue
@@ -415,14 +416,23 @@ func (s *Server) broadcast(from *Peer, payload []byte, m *frames, last bool) bro
 			continue
 		}
 		f.hold()
-		if !p.enqueue(f, from, last) {
+		ok, wrote := p.enqueue(f, from, last && direct < maxDirect)
+		if !ok {
 			res.senderGone = true
 			return res
+		}
+		if wrote {
+			direct++
 		}
 		res.delivered++
 	}
 	return res
 }
+
+// maxDirect bounds the receivers a sender writes to itself per message (see
+// Peer.enqueue): each is a system call on the sender's goroutine, so in a
+// large room the rest go through their writers, which coalesce.
+const maxDirect = 2
 
 // Shutdown stops the server gracefully: it closes the listeners, stops
 // reading from clients, delivers every message already accepted, then
