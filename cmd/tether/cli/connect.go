@@ -109,12 +109,15 @@ func (a *App) session(ctx context.Context, f *connectFlags, l link, interactive 
 	var outMu sync.Mutex
 	recvDone := make(chan error, 1)
 	var leaving atomic.Bool // the user ended the chat: the hub's close is expected
-	go func() { recvDone <- a.receive(l, out, &outMu, interactive, &leaving) }()
+	var got atomic.Int64    // messages received
+	start := time.Now()
+	ended := func(err error) error { return a.ended(ctx, maybeRefused(err, start, &got)) }
+	go func() { recvDone <- a.receive(l, out, &outMu, interactive, &leaving, &got) }()
 
 	if f.recvOnly {
 		// Send nothing and keep the connection open both ways: a hub takes a
 		// closed sending side as the client leaving.
-		return a.ended(ctx, <-recvDone)
+		return ended(<-recvDone)
 	}
 	sendDone := make(chan error, 1)
 	go func() {
@@ -127,18 +130,27 @@ func (a *App) session(ctx context.Context, f *connectFlags, l link, interactive 
 	select {
 	case err := <-sendDone:
 		if err != nil {
-			return a.ended(ctx, err)
+			return ended(err)
 		}
 		// Everything is sent and the sending side is closed: the hub closes
 		// the connection once it has taken every message, which ends receive.
-		return a.ended(ctx, <-recvDone)
+		return ended(<-recvDone)
 	case err := <-recvDone:
 		// The hub went away first.
 		if err == nil && !interactive && !leaving.Load() {
 			err = errors.New("the hub closed the connection before all input was sent")
 		}
-		return a.ended(ctx, err)
+		return ended(err)
 	}
+}
+
+// maybeRefused adds errMaybeRefused to a failure that came soon after
+// connecting with nothing received: the hub may have refused the client.
+func maybeRefused(err error, start time.Time, got *atomic.Int64) error {
+	if err == nil || errors.Is(err, errMaybeRefused) || got.Load() > 0 || time.Since(start) >= refusedWindow {
+		return err
+	}
+	return fmt.Errorf("%w (%w)", err, errMaybeRefused)
 }
 
 // refusedWindow is how soon after connecting a hub's close suggests that
@@ -160,8 +172,8 @@ func (a *App) ended(ctx context.Context, err error) error {
 
 // receive prints every message as one line until the stream ends. In pipe
 // mode output is flushed whenever no further message is already buffered.
-func (a *App) receive(cl link, out *bufio.Writer, mu *sync.Mutex, interactive bool, leaving *atomic.Bool) error {
-	start, got := time.Now(), 0
+func (a *App) receive(cl link, out *bufio.Writer, mu *sync.Mutex, interactive bool, leaving *atomic.Bool, got *atomic.Int64) error {
+	start := time.Now()
 	for {
 		msg, err := cl.Receive()
 		if err != nil {
@@ -171,19 +183,15 @@ func (a *App) receive(cl link, out *bufio.Writer, mu *sync.Mutex, interactive bo
 				fmt.Fprintln(a.Stderr, "\r\033[Kthe hub closed the connection")
 			}
 			mu.Unlock()
-			early := got == 0 && time.Since(start) < refusedWindow
 			if errors.Is(err, io.EOF) {
-				if early && !leaving.Load() { // after the user's end of input, the hub's close is expected
+				if got.Load() == 0 && time.Since(start) < refusedWindow && !leaving.Load() { // after the user's end of input, the hub's close is expected
 					fmt.Fprintf(a.Stderr, "%s: note: %v\n", a.Name, errMaybeRefused)
 				}
 				return nil
 			}
-			if early {
-				return fmt.Errorf("receiving: %w (%w)", err, errMaybeRefused)
-			}
 			return fmt.Errorf("receiving: %w", err)
 		}
-		got++
+		got.Add(1)
 		if interactive { // the prompt shares the terminal
 			mu.Lock()
 			out.WriteString("\r\033[K")
