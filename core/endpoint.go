@@ -26,7 +26,9 @@ import (
 //   - A bare address is taken exactly as written, with no decoding and no
 //     query; its transport is named separately, or found from its form
 //     ([BareMatcher]: "host:port" is tcp, a path is unix).
-//   - An empty address means the transport's default ([DefaultAddresser]).
+//   - An empty address, bare or after "scheme://", means the transport's
+//     default ([DefaultAddresser]); a transport without one gets "" to
+//     check ("stdio://" needs no address).
 
 // CodecKey is the query key that names a codec: "tcp://127.0.0.1:7000?codec=length".
 const CodecKey = "codec"
@@ -76,9 +78,6 @@ func ParseEndpoint(s string) (Endpoint, error) {
 	addr, err := url.PathUnescape(raw)
 	if err != nil {
 		return Endpoint{}, fmt.Errorf("endpoint %q: bad escape in the address (write a literal %% as %%25): %w", s, err)
-	}
-	if addr == "" {
-		return Endpoint{}, fmt.Errorf("endpoint %q has no address after %q", s, s[:i+3])
 	}
 	ep.Address = addr
 	if hasQuery && query != "" {
@@ -206,6 +205,11 @@ func (r *Resolver) Resolve(s string) (Target, error) {
 	}
 	if err != nil {
 		return Target{}, err
+	}
+	if ep.Address == "" {
+		if d, ok := t.(DefaultAddresser); ok {
+			ep.Address = d.DefaultAddress()
+		}
 	}
 	tgt := Target{Address: ep.Address}
 	opts := url.Values{}

@@ -183,9 +183,9 @@ func TestErrorsTellWhatToDo(t *testing.T) {
 		code int
 		want []string
 	}{
-		{"unknown transport", []string{"serve", "--transport", "udp"}, 2, []string{`unknown transport "udp"`, "hvsock, tcp, tls, unix, vsock"}},
+		{"unknown transport", []string{"serve", "--transport", "udp"}, 2, []string{`unknown transport "udp"`, "exec, hvsock, stdio, tcp, tls, unix, vsock"}},
 		{"unknown codec", []string{"connect", "--codec", "json"}, 2, []string{`unknown codec "json"`, "length, line"}},
-		{"unknown scheme", []string{"connect", "--addr", "carrier-pigeon://x"}, 2, []string{"hvsock, tcp, tls, unix, vsock"}},
+		{"unknown scheme", []string{"connect", "--addr", "carrier-pigeon://x"}, 2, []string{"exec, hvsock, stdio, tcp, tls, unix, vsock"}},
 		{"nobody listening", []string{"connect", "--addr", "127.0.0.1:1"}, 1, []string{"refused", "tether serve"}},
 		{"no socket file", []string{"connect", "--addr", sock}, 1, []string{"no socket at", "tether serve"}},
 		{"path too long", []string{"serve", "--addr", "/tmp/" + strings.Repeat("x", 110)}, 2, []string{"limit of 107"}},
@@ -381,7 +381,7 @@ func TestDoctor(t *testing.T) {
 		"path limit:        107 bytes",
 		"hvsock://" + filepath.Join(dir, "v.sock") + ":PORT; listeners for guest connections on ports 5000, 6000",
 		"vsock\n  device:",
-		"transports: hvsock, tcp, tls, unix, vsock (default unix)",
+		"transports: exec, hvsock, stdio, tcp, tls, unix, vsock (default unix)",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("doctor output lacks %q:\n%s", want, out)

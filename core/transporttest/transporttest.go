@@ -65,6 +65,17 @@ type Config struct {
 	// NoHalfClose, with a reason, says the transport's connections have no
 	// CloseWrite; without it a connection lacking CloseWrite fails.
 	NoHalfClose string
+	// Listen, when set, listens in place of the transport, for a transport
+	// that only dials (exec dials a command that connects to this
+	// listener; DialAddress then names that command).
+	Listen func(ctx context.Context, address string) (net.Listener, error)
+}
+
+func (c Config) listen(ctx context.Context, address string) (net.Listener, error) {
+	if c.Listen != nil {
+		return c.Listen(ctx, address)
+	}
+	return c.Transport.Listen(ctx, address)
 }
 
 func (c Config) address(t *testing.T) string {
@@ -114,7 +125,7 @@ func Pair(t testing.TB, c Config, addr string) (dialed, accepted net.Conn, l net
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	l, err := c.Transport.Listen(ctx, addr)
+	l, err := c.listen(ctx, addr)
 	if err != nil {
 		t.Fatalf("Listen(%q): %v", addr, err)
 	}
@@ -221,7 +232,7 @@ func testHalfClose(t *testing.T, c Config) {
 }
 
 func testCloseAccept(t *testing.T, c Config) {
-	l, err := c.Transport.Listen(context.Background(), c.address(t))
+	l, err := c.listen(context.Background(), c.address(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,7 +253,7 @@ func testCloseAccept(t *testing.T, c Config) {
 }
 
 func testDialCancelled(t *testing.T, c Config) {
-	l, err := c.Transport.Listen(context.Background(), c.address(t))
+	l, err := c.listen(context.Background(), c.address(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,7 +304,7 @@ func testParseAddr(t *testing.T, c Config) {
 func testMany(t *testing.T, c Config) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	l, err := c.Transport.Listen(ctx, c.address(t))
+	l, err := c.listen(ctx, c.address(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,9 @@ package all
 
 import (
 	"github.com/tetherkit/tether/core"
+	_ "github.com/tetherkit/tether/transports/exec"   // registers "exec"
 	_ "github.com/tetherkit/tether/transports/hvsock" // registers "hvsock"
+	_ "github.com/tetherkit/tether/transports/stdio"  // registers "stdio"
 	_ "github.com/tetherkit/tether/transports/tcp"    // registers "tcp"
 	_ "github.com/tetherkit/tether/transports/tlstcp" // registers "tls"
 	"github.com/tetherkit/tether/transports/unix"     // registers "unix"

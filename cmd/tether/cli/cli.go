@@ -92,6 +92,8 @@ func (a *App) Run(ctx context.Context, args []string) int {
 		err = a.serve(ctx, args[1:])
 	case "connect":
 		err = a.connect(ctx, args[1:])
+	case "bridge":
+		err = a.bridge(ctx, args[1:])
 	case "bench":
 		err = a.bench(ctx, args[1:])
 	case "doctor":
@@ -101,7 +103,7 @@ func (a *App) Run(ctx context.Context, args []string) int {
 	case "help", "-h", "--help", "-help":
 		a.usage(a.Stdout)
 	default:
-		err = usagef("unknown command %q; commands: serve, connect, bench, doctor, version, help", args[0])
+		err = usagef("unknown command %q; commands: serve, connect, bridge, bench, doctor, version, help", args[0])
 	}
 	return a.exitCode(err)
 }
@@ -154,6 +156,7 @@ func (a *App) usage(w io.Writer) {
 Usage:
   %[1]s serve   [flags]   run a hub: every message a client sends reaches every other client
   %[1]s connect [flags]   chat with a hub in a terminal, or pipe standard input and output through it
+  %[1]s bridge  [flags] FROM TO   connect each connection accepted on FROM to a new one dialed to TO
   %[1]s bench   [flags]   measure a link through a hub: throughput, round-trip latency, fan-out
   %[1]s doctor  [flags]   say what this machine supports for each transport; dials nothing
   %[1]s version
