@@ -627,3 +627,110 @@ func TestSlowStdoutSlowsTheRoom(t *testing.T) {
 	}
 	waitFor(t, "every message at the receiver", func() bool { return proctest.CountLines(recv.Stdout.String()) == n })
 }
+
+// unixEcho listens on a fresh socket and echoes every connection,
+// half-closing when its peer does.
+func unixEcho(t *testing.T) string {
+	t.Helper()
+	sock := sockPath(t)
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				io.Copy(c, c)
+				c.(*net.UnixConn).CloseWrite()
+			}()
+		}
+	}()
+	return sock
+}
+
+// TestBridgeCommand: tether bridge between unix sockets, bytes both ways
+// and a half-close passed on; the log says who connected, then the bytes
+// each way; a command per connection with exec://; messages reframed.
+func TestBridgeCommand(t *testing.T) {
+	target := unixEcho(t)
+	front := sockPath(t)
+	br := start(t, nil, "bridge", "unix://"+front, "unix://"+target)
+	waitFor(t, "the bridge to listen", func() bool { return strings.Contains(br.Stderr.String(), "bridging") })
+	c, err := net.Dial("unix", front)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := strings.Repeat("through the bridge and back\n", 40000)
+	go func() { io.WriteString(c, payload); c.(*net.UnixConn).CloseWrite() }()
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	got, err := io.ReadAll(c)
+	c.Close()
+	if err != nil || string(got) != payload {
+		t.Fatalf("echo through tether bridge: %d bytes, %v; want %d", len(got), err, len(payload))
+	}
+	waitFor(t, "the connection's end in the log", func() bool { return strings.Contains(br.Stderr.String(), "closed") })
+	logs := br.Stderr.String()
+	for _, want := range []string{"opened", fmt.Sprintf("uid=%d,pid=", os.Getuid()), fmt.Sprintf("bytes_in=%d", len(payload)), fmt.Sprintf("bytes_out=%d", len(payload))} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("the bridge's log lacks %q:\n%s", want, logs)
+		}
+	}
+
+	// inetd-style: one command per connection.
+	cmdSock := sockPath(t)
+	ex := start(t, nil, "bridge", "unix://"+cmdSock, "exec://tr a-z A-Z")
+	waitFor(t, "the exec bridge to listen", func() bool { return strings.Contains(ex.Stderr.String(), "bridging") })
+	for range 2 {
+		c, err := net.Dial("unix", cmdSock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(c, "quiet words\n")
+		c.(*net.UnixConn).CloseWrite()
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		got, err := io.ReadAll(c)
+		c.Close()
+		if err != nil || string(got) != "QUIET WORDS\n" {
+			t.Fatalf("through exec://tr: %q, %v", got, err)
+		}
+	}
+	waitFor(t, "the commands' exits in the log", func() bool { return strings.Count(ex.Stderr.String(), "command exited") == 2 })
+
+	// Messages: line clients on one side, a length hub on the other.
+	hubSock := sockPath(t)
+	hub := startHub(t, "--addr", hubSock, "--codec", "length")
+	recv := start(t, nil, "connect", "--addr", hubSock, "--codec", "length", "--recv-only")
+	waitFor(t, "the receiver", func() bool { return strings.Contains(hub.Stdout.String(), "#1 connected") })
+	lineSock := sockPath(t)
+	mb := start(t, nil, "bridge", "--from-codec", "line", "--to-codec", "length", "unix://"+lineSock, "unix://"+hubSock)
+	waitFor(t, "the message bridge to listen", func() bool { return strings.Contains(mb.Stderr.String(), "bridging") })
+	if _, e, code := run(t, "one\ntwo\r\n", "connect", "--addr", lineSock); code != 0 {
+		t.Fatalf("a line client through the bridge: exit %d: %s", code, e)
+	}
+	waitFor(t, "the messages at the length receiver", func() bool { return recv.Stdout.String() == "one\ntwo\r\n" })
+}
+
+// TestBridgeStdio: "tether bridge stdio:// TO" is one connection over its
+// own standard streams, the way ssh's ProxyCommand uses it; it ends when
+// that connection does.
+func TestBridgeStdio(t *testing.T) {
+	target := unixEcho(t)
+	out, errOut, code := run(t, "over standard streams\n", "bridge", "--log-level", "warn", "stdio://", "unix://"+target)
+	if code != 0 || out != "over standard streams\n" {
+		t.Fatalf("bridge stdio://: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	_, errOut, code = run(t, "", "bridge", "exec://cat", "unix://"+target)
+	if code == 0 || !strings.Contains(errOut, "cannot listen") {
+		t.Fatalf("bridge from exec://: exit %d, %q; want a refusal that says why", code, errOut)
+	}
+	_, errOut, code = run(t, "", "bridge", "stdio://")
+	if code != 2 || !strings.Contains(errOut, "two endpoints") {
+		t.Fatalf("bridge with one endpoint: exit %d, %q", code, errOut)
+	}
+}
