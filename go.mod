@@ -3,6 +3,8 @@ module github.com/tetherkit/tether
 go 1.26.0
 
 require (
+	github.com/coreos/go-systemd/v22 v22.7.0
+	github.com/google/shlex v0.0.0-20191202100458-e7afc7fbc510
 	github.com/hashicorp/go-hclog v1.6.3
 	github.com/mdlayher/vsock v1.4.0
 	golang.org/x/net v0.62.0
@@ -12,7 +14,6 @@ require (
 
 require (
 	github.com/fatih/color v1.13.0 // indirect
-	github.com/google/shlex v0.0.0-20191202100458-e7afc7fbc510 // indirect
 	github.com/mattn/go-colorable v0.1.12 // indirect
 	github.com/mattn/go-isatty v0.0.14 // indirect
 	github.com/mdlayher/socket v0.8.0 // indirect

@@ -161,6 +161,12 @@ func (t Transport) Listen(ctx context.Context, address string) (net.Listener, er
 	return &Listener{l: l, allow: t.AllowNets}, nil
 }
 
+// Wrap adopts a listener made elsewhere (a socket systemd passed), with the
+// transport's admission rule.
+func (t Transport) Wrap(l net.Listener) *Listener {
+	return &Listener{l: l, allow: t.AllowNets}
+}
+
 // Listener is a TCP listener whose Admit applies the allow-net rule.
 // Accepted connections are plain *net.TCPConn values.
 type Listener struct {

@@ -317,6 +317,16 @@ func (t Transport) Listen(ctx context.Context, address string) (net.Listener, er
 	return &Listener{l: l, path: a.Path, created: info, rules: t.rules()}, nil
 }
 
+// Wrap adopts a listener made elsewhere (a socket systemd passed): its
+// connections report their peers' credentials, and the transport's
+// admission rules apply. The socket file, if any, is left to its owner.
+func (t Transport) Wrap(l *net.UnixListener) *Listener {
+	if l != nil {
+		l.SetUnlinkOnClose(false)
+	}
+	return &Listener{l: l, rules: t.rules()}
+}
+
 // preparePrivateDir creates the default socket's private directory when
 // needed, and refuses one that another user could tamper with.
 func preparePrivateDir(dir string) error {

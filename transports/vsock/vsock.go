@@ -197,6 +197,19 @@ func (t Transport) Listen(ctx context.Context, address string) (net.Listener, er
 	return &Listener{l: l, addr: a, allow: t.AllowCIDs}, nil
 }
 
+// Wrap adopts a listener made elsewhere (a socket systemd passed): its
+// connections report their peers' CIDs, and the allow-cid rule applies.
+func (t Transport) Wrap(l *vsock.Listener) *Listener {
+	a := &Addr{CID: Any}
+	if l == nil {
+		return &Listener{addr: a, allow: t.AllowCIDs}
+	}
+	if va, ok := l.Addr().(*vsock.Addr); ok {
+		a = &Addr{CID: va.ContextID, Port: va.Port}
+	}
+	return &Listener{l: l, addr: a, allow: t.AllowCIDs}
+}
+
 // Listener is a vsock listener whose Addr is an [*Addr] ("any:5000") and
 // whose Admit applies the allow-cid rule.
 type Listener struct {

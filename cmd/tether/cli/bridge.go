@@ -135,6 +135,8 @@ func (a *App) bridge(ctx context.Context, args []string) error {
 	log.Info("bridging", "from", from.String(), "to", to.String())
 	served := make(chan error, 1)
 	go func() { served <- b.Serve(l) }()
+	notify := startNotifier(func() string { return fmt.Sprintf("%d connections", b.Active()) })
+	defer notify.stopping("shutting down")
 	select {
 	case <-ctx.Done():
 		sctx, cancel := context.WithTimeout(context.Background(), f.shutdownWait.v)

@@ -162,12 +162,14 @@ func (a *App) serve(ctx context.Context, args []string) error {
 		go func() { errc <- srv.Serve(l, lns[i].codec) }()
 	}
 	go a.hostInput(srv, int(f.maxFrame.v), log)
+	notify := startNotifier(func() string { return fmt.Sprintf("%d peers", srv.Stats().Peers) })
 
 	var serveErr error
 	select {
 	case <-ctx.Done():
 	case serveErr = <-errc:
 	}
+	notify.stopping("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), f.shutdownWait.v)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
