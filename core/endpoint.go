@@ -181,8 +181,8 @@ func (r *Resolver) Resolve(s string) (Target, error) {
 		if !ok {
 			return Target{}, fmt.Errorf("transport %q has no default address: give one", name)
 		}
-		ep = Endpoint{Address: d.DefaultAddress()}
-		s = ep.Address
+		ep = Endpoint{Transport: name, Address: d.DefaultAddress()}
+		s = ep.String()
 	} else {
 		var err error
 		if ep, err = ParseEndpoint(s); err != nil {

@@ -170,6 +170,13 @@ func TestResolve(t *testing.T) {
 		}
 	}
 
+	// The default transport's default address is the default transport's,
+	// even when another transport would claim that address written bare.
+	reg.SetDefault("tcp")
+	if tgt, err := core.Resolve(reg, "", ""); err != nil || tgt.Transport.Name() != "tcp" || tgt.Address != "/default/tcp" {
+		t.Errorf(`Resolve("") with default tcp = %+v, %v; want tcp /default/tcp`, tgt, err)
+	}
+
 	// Two transports certain of the same bare address: the user must say.
 	amb := core.NewRegistry[core.Transport]("transport")
 	amb.Register(stubTransport{name: "tcp"})

@@ -381,7 +381,8 @@ func TestDoctor(t *testing.T) {
 		"path limit:        107 bytes",
 		"hvsock://" + filepath.Join(dir, "v.sock") + ":PORT; listeners for guest connections on ports 5000, 6000",
 		"vsock\n  device:",
-		"transports: exec, hvsock, stdio, tcp, tls, unix, vsock (default unix)",
+		"transports: exec, hvsock, stdio, systemd, tcp, tls, unix, vsock (default unix)",
+		"systemd\n  passed sockets:  none",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("doctor output lacks %q:\n%s", want, out)

@@ -3,8 +3,9 @@
 // standard input (what is written) and standard output (what is read). Its
 // standard error passes through to this process's. CloseWrite closes the
 // command's standard input; Close ends the connection, and the command with
-// it: it gets a moment to exit after its input closes, then is killed, and
-// is always waited for, its exit status logged.
+// it: it gets a moment to exit after its input and output close, then is
+// asked to stop, then killed, and is always waited for, its exit status
+// logged.
 //
 // The command line is split into words the way a POSIX shell splits them
 // (quotes and backslashes work), by github.com/google/shlex, and run
@@ -29,6 +30,7 @@ import (
 	"io"
 	"io/fs"
 	"net"
+	"net/url"
 	"os"
 	osexec "os/exec"
 	"strings"
@@ -43,17 +45,55 @@ import (
 // Name is the registry name and endpoint scheme.
 const Name = "exec"
 
-// ExitGrace is how long a command may take to exit once the connection has
-// ended and it has been asked to stop, before it is killed.
-const ExitGrace = 2 * time.Second
+// DefaultExitGrace is the ExitGrace of a Transport that sets none.
+const DefaultExitGrace = 2 * time.Second
+
+// maxExitGrace bounds the exit-grace option.
+const maxExitGrace = time.Hour
 
 // Transport runs commands. Its zero value passes their standard error to
-// os.Stderr; Stderr names another writer.
+// os.Stderr and gives a command DefaultExitGrace to exit.
 type Transport struct {
+	// Stderr receives the commands' standard error; nil is os.Stderr.
 	Stderr io.Writer
+	// ExitGrace is how long a command has to exit by itself once its
+	// connection is closed, and then again once asked to stop, before it is
+	// killed. Zero is DefaultExitGrace.
+	ExitGrace time.Duration
 }
 
-var _ core.Transport = Transport{}
+var (
+	_ core.Transport    = Transport{}
+	_ core.Configurable = Transport{}
+)
+
+// Options declares exit-grace.
+func (Transport) Options() []core.Option {
+	return []core.Option{{Name: "exit-grace", Use: core.ForDial,
+		Usage: "how long a command has to exit once its connection closes, and again after SIGTERM, before it is killed (such as 500ms; default 2s)"}}
+}
+
+// Configure returns a copy of t with the options applied.
+func (t Transport) Configure(opts url.Values) (core.Transport, error) {
+	if err := core.CheckOptions(Name, t.Options(), opts); err != nil {
+		return nil, err
+	}
+	if v := opts.Get("exit-grace"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 || d > maxExitGrace {
+			return nil, &core.OptionError{Transport: Name, Option: "exit-grace", Value: v, Err: fmt.Errorf("want a duration from 1ns to %v, such as 500ms", maxExitGrace)}
+		}
+		t.ExitGrace = d
+	}
+	return t, nil
+}
+
+func (t Transport) grace() time.Duration {
+	if t.ExitGrace > 0 {
+		return t.ExitGrace
+	}
+	return DefaultExitGrace
+}
 
 func init() { core.Transports.Register(Transport{}) }
 
@@ -148,7 +188,7 @@ func (t Transport) Dial(ctx context.Context, address string) (net.Conn, error) {
 		outR.Close()
 		return nil, &net.OpError{Op: "dial", Net: Name, Addr: a, Err: err}
 	}
-	c := &Conn{cmd: cmd, in: inW, out: outR, addr: a, log: core.TransportLogger(ctx, Name), exited: make(chan struct{})}
+	c := &Conn{cmd: cmd, in: inW, out: outR, addr: a, grace: t.grace(), log: core.TransportLogger(ctx, Name), exited: make(chan struct{})}
 	go c.wait()
 	return c, nil
 }
@@ -159,6 +199,7 @@ type Conn struct {
 	in      *os.File // the command's standard input: written
 	out     *os.File // the command's standard output: read
 	addr    *Addr
+	grace   time.Duration
 	log     interface{ Info(string, ...any) }
 	exited  chan struct{}
 	waitErr error
@@ -207,27 +248,28 @@ func (c *Conn) CloseWrite() error {
 	return err
 }
 
-// Close ends the connection, and the command: its input closes and, if it
-// has not exited, it is asked to stop (SIGTERM) and killed after
-// ExitGrace; it is waited for either way.
+// Close ends the connection, and the command with it, the way closing a
+// socket ends it for the peer: its standard input closes (what was written
+// is still read by the command) and so does its standard output (a write
+// there fails from now on). A command that has not exited after the
+// transport's ExitGrace is asked to stop (SIGTERM), and after ExitGrace more
+// it is killed. Close returns once it has exited.
 func (c *Conn) Close() error {
 	if !c.ok() {
 		return errNoConn
 	}
 	c.once.Do(func() {
 		c.CloseWrite()
-		select {
-		case <-c.exited:
-		default:
-			terminate(c.cmd.Process)
+		c.out.Close()
+		for _, stop := range []func(){func() { terminate(c.cmd.Process) }, func() { c.cmd.Process.Kill() }} {
 			select {
 			case <-c.exited:
-			case <-time.After(ExitGrace):
-				c.cmd.Process.Kill()
-				<-c.exited
+				return
+			case <-time.After(c.grace):
+				stop()
 			}
 		}
-		c.out.Close()
+		<-c.exited
 	})
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -58,7 +59,10 @@ func TestConformance(t *testing.T) {
 	n := 0
 	dir := shortDir(t)
 	transporttest.Run(t, transporttest.Config{
-		Transport: exec.Transport{},
+		// The helper, like socat, waits for the far side to close after
+		// its input ends; the suite closes the far side after the command
+		// side, so each close waits out the grace.
+		Transport: exec.Transport{ExitGrace: 300 * time.Millisecond},
 		Address:   func(*testing.T) string { n++; return filepath.Join(dir, "s"+strings.Repeat("x", n)) },
 		Listen: func(ctx context.Context, address string) (net.Listener, error) {
 			var lc net.ListenConfig
@@ -122,13 +126,28 @@ func TestCommandLifetime(t *testing.T) {
 		t.Fatalf("the exit was not logged: %s", logs.String())
 	}
 
+	// What was written before Close reaches the command whole.
+	file := filepath.Join(shortDir(t), "got")
+	c, err = exec.Transport{}.Dial(ctx, "sh -c 'cat > "+file+"'")
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := bytes.Repeat([]byte("written, then closed\n"), 50000)
+	if n, err := c.Write(payload); err != nil || n != len(payload) {
+		t.Fatalf("write: %d, %v", n, err)
+	}
+	c.Close()
+	if got, err := os.ReadFile(file); err != nil || !bytes.Equal(got, payload) {
+		t.Fatalf("the command got %d bytes (%v) of the %d written before Close", len(got), err, len(payload))
+	}
+
 	stubborn, err := exec.Transport{}.Dial(context.Background(), "sleep 60")
 	if err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
 	stubborn.Close()
-	if took := time.Since(start); took > exec.ExitGrace+5*time.Second {
+	if took := time.Since(start); took > 2*exec.DefaultExitGrace+5*time.Second {
 		t.Fatalf("closing a command that ignores its input took %v", took)
 	}
 	if err := stubborn.(*exec.Conn).ExitErr(); err == nil || !strings.Contains(err.Error(), "signal") {
@@ -139,4 +158,30 @@ func TestCommandLifetime(t *testing.T) {
 func TestZeroValues(t *testing.T) {
 	zerotest.Calls(t, &exec.Conn{})
 	zerotest.Calls(t, &exec.Addr{})
+}
+
+// TestExitGraceOption: exit-grace takes a positive duration and nothing
+// else, and a stubborn command is stopped within it.
+func TestExitGraceOption(t *testing.T) {
+	for _, bad := range []string{"0", "-1s", "soon", "2h"} {
+		if _, err := (exec.Transport{}).Configure(url.Values{"exit-grace": {bad}}); err == nil || !strings.Contains(err.Error(), "such as 500ms") {
+			t.Errorf("exit-grace=%s: %v; want a refusal with an example", bad, err)
+		}
+	}
+	tr, err := exec.Transport{}.Configure(url.Values{"exit-grace": {"50ms"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := tr.Dial(context.Background(), "sleep 60")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	c.Close()
+	if took := time.Since(start); took >= exec.DefaultExitGrace {
+		t.Errorf("Close with exit-grace=50ms took %v", took)
+	}
+	if err := c.(*exec.Conn).ExitErr(); err == nil || !strings.Contains(err.Error(), "terminated") {
+		t.Errorf("the stubborn command: %v; want it stopped by SIGTERM", err)
+	}
 }

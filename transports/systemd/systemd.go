@@ -51,6 +51,7 @@ var (
 	_ core.Transport        = Transport{}
 	_ core.Configurable     = Transport{}
 	_ core.DefaultAddresser = Transport{}
+	_ core.Diagnoser        = Transport{}
 )
 
 func init() { core.Transports.Register(Transport{}) }
@@ -87,6 +88,29 @@ func sockets() ([]*os.File, []bool) {
 		passed.taken = true
 	}
 	return passed.files, passed.used
+}
+
+// Diagnose says whether this process was passed sockets, and their names,
+// without taking them.
+func (Transport) Diagnose(context.Context) []core.Finding {
+	if !Activated() {
+		return []core.Finding{{Topic: "passed sockets", Text: "none: a .socket unit passes them (ListenStream=), or systemd-socket-activate -l ADDRESS tether serve, for a try"}}
+	}
+	passed.mu.Lock()
+	defer passed.mu.Unlock()
+	if passed.taken {
+		names := make([]string, len(passed.files))
+		for i, f := range passed.files {
+			names[i] = f.Name()
+		}
+		return []core.Finding{{Topic: "passed sockets", Text: strings.Join(names, ", ")}}
+	}
+	n, _ := strconv.Atoi(os.Getenv("LISTEN_FDS"))
+	text := fmt.Sprintf("%d, unnamed (LISTEN_FD_3 on)", n)
+	if names := os.Getenv("LISTEN_FDNAMES"); names != "" {
+		text = fmt.Sprintf("%d: %s", n, strings.ReplaceAll(names, ":", ", "))
+	}
+	return []core.Finding{{Topic: "passed sockets", Text: text}}
 }
 
 // inner lists the transports whose options this one takes.
@@ -189,18 +213,17 @@ func (t Transport) Listen(ctx context.Context, address string) (net.Listener, er
 		}
 		ls = append(ls, l)
 	}
-	for _, i := range picked {
+	log := core.TransportLogger(ctx, Name)
+	for k, i := range picked {
 		used[i] = true
 		files[i].Close() // each listener holds its own copy
-	}
-	core.TransportLogger(ctx, Name).Debug("serving passed sockets", "name", address, "count", len(ls))
-	if len(ls) == 1 {
-		return ls[0], nil
+		log.Info("serving a passed socket", "name", files[i].Name(), "network", ls[k].Addr().Network(), "address", ls[k].Addr().String())
 	}
 	return newMerged(ls, Addr{Name: address}), nil
 }
 
-// merged serves several listeners as one.
+// merged serves one or more passed sockets as one listener, whose address
+// is the systemd name.
 type merged struct {
 	ls     []net.Listener
 	addr   net.Addr

@@ -136,9 +136,9 @@ func (a *App) bridge(ctx context.Context, args []string) error {
 	served := make(chan error, 1)
 	go func() { served <- b.Serve(l) }()
 	notify := startNotifier(func() string { return fmt.Sprintf("%d connections", b.Active()) })
-	defer notify.stopping("shutting down")
 	select {
 	case <-ctx.Done():
+		notify.stopping("shutting down")
 		sctx, cancel := context.WithTimeout(context.Background(), f.shutdownWait.v)
 		defer cancel()
 		if err := b.Shutdown(sctx); err != nil {
@@ -148,6 +148,7 @@ func (a *App) bridge(ctx context.Context, args []string) error {
 	case err := <-served:
 		// The listener ended by itself (stdio:// serves one connection):
 		// finish what is open, and say how the last connection ended.
+		notify.stopping("the listener ended")
 		b.Wait()
 		if errors.Is(err, net.ErrClosed) {
 			errMu.Lock()
