@@ -183,9 +183,9 @@ func TestErrorsTellWhatToDo(t *testing.T) {
 		code int
 		want []string
 	}{
-		{"unknown transport", []string{"serve", "--transport", "udp"}, 2, []string{`unknown transport "udp"`, "exec, hvsock, stdio, tcp, tls, unix, vsock"}},
+		{"unknown transport", []string{"serve", "--transport", "udp"}, 2, []string{`unknown transport "udp"`, "exec, hvsock, stdio, systemd, tcp, tls, unix, vsock"}},
 		{"unknown codec", []string{"connect", "--codec", "json"}, 2, []string{`unknown codec "json"`, "length, line"}},
-		{"unknown scheme", []string{"connect", "--addr", "carrier-pigeon://x"}, 2, []string{"exec, hvsock, stdio, tcp, tls, unix, vsock"}},
+		{"unknown scheme", []string{"connect", "--addr", "carrier-pigeon://x"}, 2, []string{"exec, hvsock, stdio, systemd, tcp, tls, unix, vsock"}},
 		{"nobody listening", []string{"connect", "--addr", "127.0.0.1:1"}, 1, []string{"refused", "tether serve"}},
 		{"no socket file", []string{"connect", "--addr", sock}, 1, []string{"no socket at", "tether serve"}},
 		{"path too long", []string{"serve", "--addr", "/tmp/" + strings.Repeat("x", 110)}, 2, []string{"limit of 107"}},
