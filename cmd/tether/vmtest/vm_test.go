@@ -2,8 +2,11 @@ package vmtest
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
+	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -139,28 +142,94 @@ func (c chatter) finish(t *testing.T) {
 	}
 }
 
-// dialRetry starts "tether connect" to addr, retrying while nobody listens
-// yet (exit code 1 right away).
-func dialRetry(t *testing.T, bin, addr, codec string, timeout time.Duration) chatter {
+// dial starts "tether connect" to addr with --reconnect: it keeps trying,
+// with backoff, while nobody listens yet, and holds what it is sent until it
+// is through.
+func dial(t *testing.T, bin, addr, codec string) chatter {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		p := proctest.Start(t, bin, nil, "connect", "--addr", addr, "--codec", codec, "--pipe", "--log-level", "error")
-		time.Sleep(300 * time.Millisecond)
-		if !p.Exited() {
-			return chatter{p}
+	return chatter{proctest.Start(t, bin, nil, "connect", "--reconnect", "--addr", addr, "--codec", codec, "--pipe", "--log-level", "error")}
+}
+
+// bridgeBytes is what each bridge test sends through two tether bridges and
+// a vsock link, and expects back: bytes of every value, not lines.
+var bridgeBytes = func() []byte {
+	b := make([]byte, 2<<20)
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}()
+
+// echoService serves a unix socket that sends back what it reads and, at
+// the end of its input, ends its output: a half-close, as a
+// request-response service ends.
+func echoService(t *testing.T, path string) {
+	t.Helper()
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				io.Copy(c, c)
+				c.(*net.UnixConn).CloseWrite()
+			}()
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("could not connect to %s within %v: %s", addr, timeout, p.Stderr)
-		}
-		time.Sleep(500 * time.Millisecond)
+	}()
+}
+
+// startBridge runs tether bridge FROM TO and waits until it listens.
+func startBridge(t *testing.T, bin string, args ...string) *proctest.Proc {
+	t.Helper()
+	b := proctest.Start(t, bin, nil, append([]string{"bridge"}, args...)...)
+	proctest.WaitFor(t, "the bridge to listen", 30*time.Second, func() bool { return strings.Contains(b.Stderr.String(), "bridging") })
+	return b
+}
+
+// roundTrip sends bridgeBytes into a bridge's unix front, half-closes, and
+// checks that exactly those bytes come back and the connection then ends.
+func roundTrip(t *testing.T, front string) {
+	t.Helper()
+	c, err := net.Dial("unix", front)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	go func() {
+		c.Write(bridgeBytes)
+		c.(*net.UnixConn).CloseWrite()
+	}()
+	c.SetReadDeadline(time.Now().Add(240 * time.Second))
+	got, err := io.ReadAll(c)
+	if err != nil || !bytes.Equal(got, bridgeBytes) {
+		t.Fatalf("through the bridges and back: %d bytes (%v), want the %d sent, byte-exact", len(got), err, len(bridgeBytes))
+	}
+}
+
+// bridged waits for a bridge's log to show a connection that carried
+// bridgeBytes both ways and ended, from a peer known by identity.
+func bridged(t *testing.T, b *proctest.Proc, identity string) {
+	t.Helper()
+	want := fmt.Sprintf("bytes_in=%d bytes_out=%d", len(bridgeBytes), len(bridgeBytes))
+	proctest.WaitFor(t, "the far bridge's log to show "+want, 300*time.Second, func() bool { return strings.Contains(b.Stderr.String(), want) })
+	if !strings.Contains(b.Stderr.String(), identity) {
+		t.Fatalf("the bridge's log does not name the peer %s:\n%s", identity, b.Stderr)
 	}
 }
 
 // TestHostSide plays the host of a real vsock guest: a hub on vsock and a
 // unix socket at once for each codec, the inner guest booted with
 // vhost-vsock-pci (CID 3), a chat both ways between a unix client here and a
-// tether connect in the guest; then the reverse, dialing the guest's hubs.
+// tether connect in the guest; then the reverse, dialing the guest's hubs;
+// then tether bridge both ways, bytes and a half-close through two bridges.
 func TestHostSide(t *testing.T) {
 	bin := role(t, "host")
 	hubs := map[string]*proctest.Proc{}
@@ -174,6 +243,12 @@ func TestHostSide(t *testing.T) {
 		proctest.WaitFor(t, "the local client", 30*time.Second, func() bool { return strings.Contains(hub.Stdout.String(), "#1 connected (unix") })
 		hubs[codec], locals[codec] = hub, chatter{local}
 	}
+
+	// Bridges both ways: a unix socket here in front of a service in the
+	// guest, and this machine's service behind a socket in the guest.
+	echoService(t, "/tmp/host-echo.sock")
+	back := startBridge(t, bin, "vsock://any:6101", "unix:///tmp/host-echo.sock")
+	front := startBridge(t, bin, "--dial-timeout", "240s", "unix:///tmp/vm-svc.sock", "vsock://3:6100")
 
 	guest := bootGuest(t)
 
@@ -193,7 +268,7 @@ func TestHostSide(t *testing.T) {
 	}
 	for _, codec := range codecs {
 		t.Run("host dials guest/"+codec, func(t *testing.T) {
-			c := dialRetry(t, bin, fmt.Sprintf("vsock://3:%d", guestPort[codec]), codec, 180*time.Second)
+			c := dial(t, bin, fmt.Sprintf("vsock://3:%d", guestPort[codec]), codec)
 			// The guest speaks first, once it sees this connection in its
 			// room; so both ends are known to be in the room before we answer.
 			c.await(t, "guestlocal-"+codec, lines, 120*time.Second)
@@ -201,6 +276,11 @@ func TestHostSide(t *testing.T) {
 			c.finish(t)
 		})
 	}
+	t.Run("bridge to the guest", func(t *testing.T) {
+		roundTrip(t, "/tmp/vm-svc.sock")
+		bridged(t, front, "uid=0,pid=")
+	})
+	t.Run("bridge from the guest", func(t *testing.T) { bridged(t, back, "vm(3)") })
 	select {
 	case res := <-guest:
 		if res != "PASS" {
@@ -253,9 +333,12 @@ func bootGuest(t *testing.T) <-chan string {
 // over vsock://host:PORT, then serves hubs of its own for the host to dial.
 func TestGuestSide(t *testing.T) {
 	bin := role(t, "guest")
+	echoService(t, "/tmp/svc.sock")
+	back := startBridge(t, bin, "vsock://any:6100", "unix:///tmp/svc.sock")
+	front := startBridge(t, bin, "--dial-timeout", "240s", "unix:///tmp/host-svc.sock", "vsock://host:6101")
 	for _, codec := range codecs {
 		t.Run("dial host/"+codec, func(t *testing.T) {
-			c := dialRetry(t, bin, fmt.Sprintf("vsock://host:%d", hostPort[codec]), codec, 120*time.Second)
+			c := dial(t, bin, fmt.Sprintf("vsock://host:%d", hostPort[codec]), codec)
 			c.send("guest-"+codec, lines)
 			c.await(t, "host-"+codec, lines, 120*time.Second)
 			c.finish(t)
@@ -277,6 +360,11 @@ func TestGuestSide(t *testing.T) {
 			local.finish(t)
 		})
 	}
+	t.Run("bridge to the host", func(t *testing.T) {
+		roundTrip(t, "/tmp/host-svc.sock")
+		bridged(t, front, "uid=0,pid=")
+	})
+	t.Run("bridge from the host", func(t *testing.T) { bridged(t, back, "host(2)") })
 }
 
 // TestDoctorSeesLoopback checks that doctor reports the loopback guest's
