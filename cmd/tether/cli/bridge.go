@@ -132,7 +132,8 @@ func (a *App) bridge(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", from, err)
 	}
-	log.Info("bridging", "from", from.String(), "to", to.String())
+	listening := core.Endpoint{Transport: from.Transport.Name(), Address: l.Addr().String()}
+	log.Info("bridging", "from", listening.String(), "to", to.String())
 	served := make(chan error, 1)
 	go func() { served <- b.Serve(l) }()
 	notify := startNotifier(func() string { return fmt.Sprintf("%d connections", b.Active()) })
