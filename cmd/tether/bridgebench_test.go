@@ -107,8 +107,8 @@ func startRelay(b *testing.B, socat bool, network, back string) *relay {
 	r := &relay{network: network}
 	var stderr proctest.Buffer
 	if socat {
-		front := "UNIX-LISTEN:" + filepath.Join(shortDir(b), "front.sock") + ",fork"
-		r.addr = strings.TrimSuffix(strings.TrimPrefix(front, "UNIX-LISTEN:"), ",fork")
+		front := "UNIX-LISTEN:" + filepath.Join(shortDir(b), "front.sock") + ",fork,backlog=4096"
+		r.addr = strings.TrimSuffix(strings.TrimPrefix(front, "UNIX-LISTEN:"), ",fork,backlog=4096")
 		if network == "tcp" {
 			l, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
@@ -116,9 +116,11 @@ func startRelay(b *testing.B, socat bool, network, back string) *relay {
 			}
 			r.addr = l.Addr().String()
 			l.Close()
-			front = "TCP-LISTEN:" + strconv.Itoa(l.Addr().(*net.TCPAddr).Port) + ",bind=127.0.0.1,reuseaddr,fork"
+			front = "TCP-LISTEN:" + strconv.Itoa(l.Addr().(*net.TCPAddr).Port) + ",bind=127.0.0.1,reuseaddr,fork,backlog=4096"
 		}
-		r.cmd = exec.Command("socat", "-b", "65536", front, "UNIX-CONNECT:"+back)
+		// -t: after one way ends, socat waits only 0.5 s by default for
+		// the other before it closes both; under load that cuts replies.
+		r.cmd = exec.Command("socat", "-b", "65536", "-t", "60", front, "UNIX-CONNECT:"+back)
 	} else {
 		front := "unix://" + filepath.Join(shortDir(b), "front.sock")
 		if network == "tcp" {
@@ -148,12 +150,39 @@ func startRelay(b *testing.B, socat bool, network, back string) *relay {
 	return r
 }
 
-// stop ends the relay and returns its CPU time (its children's included:
-// socat forks one per connection and reaps them).
-func (r *relay) stop(b *testing.B) time.Duration {
+// stop ends the relay.
+func (r *relay) stop() {
 	r.cmd.Process.Signal(syscall.SIGTERM)
 	r.cmd.Wait()
-	return cpu(r.cmd)
+}
+
+// cpuTree is the CPU time a process and its descendants have used so far,
+// those that already exited and were reaped included (socat forks one
+// process per connection).
+func cpuTree(pid int) time.Duration {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which is in parentheses: utime is the
+	// 12th of them, then stime, cutime, cstime.
+	f := strings.Fields(string(data[bytes.LastIndexByte(data, ')')+1:]))
+	var ticks int64
+	for _, i := range []int{11, 12, 13, 14} {
+		n, _ := strconv.ParseInt(f[i], 10, 64)
+		ticks += n
+	}
+	d := time.Duration(ticks) * time.Second / 100 // USER_HZ
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	for _, t := range tasks {
+		kids, _ := os.ReadFile(t)
+		for _, k := range strings.Fields(string(kids)) {
+			if kid, err := strconv.Atoi(k); err == nil {
+				d += cpuTree(kid)
+			}
+		}
+	}
+	return d
 }
 
 // peakRSS is a running process's peak resident memory in KiB.
@@ -172,7 +201,8 @@ func peakRSS(b *testing.B, pid int) int {
 }
 
 // bulkThrough sends size bytes through a relay in one connection and
-// returns the time until the service has them all, and the relay's CPU.
+// returns the time until the service has them all, and the CPU time the
+// relay used meanwhile (its start excluded).
 func bulkThrough(b *testing.B, socat bool, network string, size int64) (time.Duration, time.Duration) {
 	svc := startService(b, false)
 	r := startRelay(b, socat, network, svc.path)
@@ -184,6 +214,7 @@ func bulkThrough(b *testing.B, socat bool, network string, size int64) (time.Dur
 	for i := range chunk {
 		chunk[i] = byte(i * 7)
 	}
+	cpu0 := cpuTree(r.cmd.Process.Pid)
 	start := time.Now()
 	for sent := int64(0); sent < size; sent += int64(len(chunk)) {
 		if _, err := c.Write(chunk); err != nil {
@@ -192,11 +223,13 @@ func bulkThrough(b *testing.B, socat bool, network string, size int64) (time.Dur
 	}
 	testwait.For(b, "every byte at the service", 5*time.Minute, func() bool { return svc.got.Load() >= size })
 	elapsed := time.Since(start)
+	used := cpuTree(r.cmd.Process.Pid) - cpu0
 	c.Close()
+	r.stop()
 	if got := svc.got.Load(); got != size {
 		b.Fatalf("the service got %d bytes, want %d", got, size)
 	}
-	return elapsed, r.stop(b)
+	return elapsed, used
 }
 
 // echoThrough runs conns connections at once through a relay to an echo
@@ -229,7 +262,7 @@ func echoThrough(b *testing.B, socat bool, conns, per int) (time.Duration, int) 
 			}()
 			got, err := io.ReadAll(c)
 			if err != nil || !bytes.Equal(got, payload) {
-				errs <- fmt.Errorf("echo: %d bytes back (%v), want %d byte-exact", len(got), err, len(payload))
+				errs <- fmt.Errorf("echo through %s: %d bytes back (%v), want %d byte-exact", r.cmd.Args[0], len(got), err, len(payload))
 			}
 		}()
 	}
@@ -240,7 +273,7 @@ func echoThrough(b *testing.B, socat bool, conns, per int) (time.Duration, int) 
 	for err := range errs {
 		b.Fatal(err)
 	}
-	r.stop(b)
+	r.stop()
 	return elapsed, rss
 }
 
