@@ -33,6 +33,10 @@ import (
 // CodecKey is the query key that names a codec: "tcp://127.0.0.1:7000?codec=length".
 const CodecKey = "codec"
 
+// RoomKey is the query key that names a listener's room:
+// "unix:///run/vms.sock?room=vms".
+const RoomKey = "room"
+
 // Endpoint is an endpoint's text split into its parts. Its String form is
 // the text [ParseEndpoint] reads back.
 type Endpoint struct {
@@ -112,6 +116,7 @@ type Target struct {
 	Address   string     // the transport's own address form
 	Addr      net.Addr   // the typed address, from the transport's parser
 	Codec     string     // the codec the query named ("?codec=length"), or ""
+	Room      string     // the room the query named ("?room=vms"), or ""
 	Options   url.Values // the transport options that were applied
 }
 
@@ -227,6 +232,13 @@ func (r *Resolver) Resolve(s string) (Target, error) {
 			tgt.Codec = vals[0]
 			continue
 		}
+		if key == RoomKey {
+			if len(vals) != 1 || vals[0] == "" {
+				return Target{}, fmt.Errorf("endpoint %q: give one room name, such as ?room=vms", s)
+			}
+			tgt.Room = vals[0]
+			continue
+		}
 		if !slices.ContainsFunc(declared, func(o Option) bool { return o.Name == key }) {
 			return Target{}, &OptionError{Transport: t.Name(), Option: key, Err: unknownKey(declared)}
 		}
@@ -251,7 +263,7 @@ func (r *Resolver) Resolve(s string) (Target, error) {
 }
 
 func unknownKey(declared []Option) error {
-	valid := []string{CodecKey}
+	valid := []string{CodecKey, RoomKey}
 	for _, o := range declared {
 		valid = append(valid, o.Name)
 	}

@@ -122,9 +122,9 @@ func TestResolve(t *testing.T) {
 	reg.Register(stubTransport{name: "tcp"})
 	reg.SetDefault("unix")
 	tests := []struct {
-		in, fallback, transport, address, codec, errPart string
-		flags                                            url.Values
-		wantOpts                                         url.Values
+		in, fallback, transport, address, codec, room, errPart string
+		flags                                                  url.Values
+		wantOpts                                               url.Values
 	}{
 		{in: "unix:///x.sock", transport: "unix", address: "/x.sock"},
 		{in: "/x.sock", transport: "unix", address: "/x.sock"},
@@ -142,8 +142,11 @@ func TestResolve(t *testing.T) {
 		{in: "unix://bad", errPart: "bad address"},
 		{in: "tcp://h:1?codec=length", transport: "tcp", address: "h:1", codec: "length"},
 		{in: "tcp://h:1?codec=a&codec=b", errPart: "one codec"},
+		{in: "tcp://h:1?room=vms&codec=length", transport: "tcp", address: "h:1", codec: "length", room: "vms"},
+		{in: "tcp://h:1?room=", errPart: "one room name"},
+		{in: "tcp://h:1?room=a&room=b", errPart: "one room name"},
 		{in: "tcp://h:1?socket-mode=0660", errPart: "valid: codec"},
-		{in: "unix:///x?nope=1", errPart: "valid: allow-uid, codec, socket-mode"},
+		{in: "unix:///x?nope=1", errPart: "valid: allow-uid, codec, room, socket-mode"},
 		{in: "unix:///x?socket-mode=bad", errPart: "want octal"},
 		{in: "unix:///x?socket-mode=0660&allow-uid=1", transport: "unix", address: "/x",
 			wantOpts: url.Values{"socket-mode": {"0660"}, "allow-uid": {"1"}}},
@@ -161,7 +164,7 @@ func TestResolve(t *testing.T) {
 			}
 			continue
 		}
-		if err != nil || tgt.Transport.Name() != tt.transport || tgt.Address != tt.address || tgt.Codec != tt.codec {
+		if err != nil || tgt.Transport.Name() != tt.transport || tgt.Address != tt.address || tgt.Codec != tt.codec || tgt.Room != tt.room {
 			t.Errorf("Resolve(%q, %q) = %+v, %v; want %s %s codec %q", tt.in, tt.fallback, tgt, err, tt.transport, tt.address, tt.codec)
 			continue
 		}

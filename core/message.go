@@ -42,17 +42,21 @@ func (f *frame) release() {
 // frames caches one message's encodings during a broadcast: it is encoded
 // once per codec in use, on first need.
 type frames struct {
-	from    *Peer // nil when the host (Server.Broadcast) sent it
+	from    *Peer  // nil when given with Server.BroadcastFrom
+	name    string // then, the sender's name
 	payload []byte
 	enc     []*frame
 	done    []bool
 }
 
 func (m *frames) sender() string {
-	if m.from == nil {
-		return HostName
+	switch {
+	case m.from != nil:
+		return m.from.Name()
+	case m.name != "":
+		return m.name
 	}
-	return m.from.Name()
+	return HostName
 }
 
 // reset prepares the cache for one message and n codecs.

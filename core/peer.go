@@ -47,8 +47,10 @@ type Peer struct {
 	id       uint64
 	name     string
 	identity string
-	chatBuf  []byte // the read loop's buffer for "name: message"
-	bcast    frames // the read loop's broadcast cache
+	room     *room
+	chatBuf  []byte   // the read loop's buffer for "name: message"
+	bcast    frames   // the read loop's broadcast cache
+	ctr      counters // the read loop's figures
 
 	state     atomic.Uint32 // a peerState: read anywhere, changed only by setState under mu
 	gone      chan struct{} // closed once the peer is closed and its writer has stopped
@@ -325,7 +327,9 @@ func (p *Peer) readLoop() error {
 			return err
 		}
 		last := buffered == nil || buffered.Buffered() == 0
-		gone := p.srv.broadcast(p, msg, &p.bcast, last).senderGone
+		res := p.srv.broadcast(p.room, p, msg, &p.bcast, last)
+		p.ctr.count(len(msg), res.delivered)
+		gone := res.senderGone
 		if p.srv.OnMessage != nil { // after the relay: a hook's work is off the room's path
 			p.srv.OnMessage(p, msg)
 		}

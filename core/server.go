@@ -99,6 +99,10 @@ type Server struct {
 	OnJoin    func(p *Peer)
 	OnMessage func(p *Peer, msg []byte)
 	OnLeave   func(p *Peer, err error)
+	// Room names the room of the listeners given to Serve, and of
+	// Broadcast (default DefaultRoom). ServeRoom puts a listener's clients
+	// in another room; messages never cross rooms.
+	Room string
 	// OnRefuse, when set, is called for a connection that is not let in: the
 	// peer limit, a failed handshake, an admission rule. err matches
 	// [ErrTooManyPeers], [ErrHandshake], a handshake [TimeoutError] or
@@ -117,12 +121,12 @@ type Server struct {
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	peers     map[*Peer]struct{}
+	rooms     map[string]*room
 	codecs    []Codec
 	closeOnce sync.Once
 
 	budgetUsed atomic.Int64 // bytes of the read budget held
 
-	room      atomic.Pointer[[]*Peer] // the peers that receive broadcasts
 	codecList atomic.Pointer[[]Codec]
 	wg        sync.WaitGroup // peer goroutines
 	reading   sync.WaitGroup // read loops running (Shutdown waits for them to stop)
@@ -139,7 +143,7 @@ func (s *Server) init() {
 		s.ctx, s.cancel = context.WithCancel(context.Background())
 		s.listeners = make(map[net.Listener]struct{})
 		s.peers = make(map[*Peer]struct{})
-		s.room.Store(new([]*Peer))
+		s.rooms = make(map[string]*room)
 		s.codecList.Store(new([]Codec))
 	})
 }
@@ -185,11 +189,18 @@ func (s *Server) check() error {
 }
 
 // Serve accepts connections on l, speaking codec c with them, and adds them to
-// the room. Serve may be called for several listeners at once. It always
-// returns a non-nil error: [ErrServerClosed] after Shutdown or Close. The
-// server closes l when it is shut down, and when Serve returns for any other
-// reason.
+// the server's room (Room). Serve may be called for several listeners at
+// once. It always returns a non-nil error: [ErrServerClosed] after Shutdown
+// or Close. The server closes l when it is shut down, and when Serve returns
+// for any other reason.
 func (s *Server) Serve(l net.Listener, c Codec) error {
+	return s.ServeRoom(l, c, "")
+}
+
+// ServeRoom is [Server.Serve] with the listener's clients in the named room
+// ("" is the server's Room). Each room is a chat of its own: every holding
+// of Serve (order, backpressure, limits) holds per room.
+func (s *Server) ServeRoom(l net.Listener, c Codec, roomName string) error {
 	s.init()
 	if l == nil {
 		return errors.New("tether: Serve needs a listener")
@@ -210,8 +221,9 @@ func (s *Server) Serve(l net.Listener, c Codec) error {
 	}
 	s.listeners[l] = struct{}{}
 	idx := s.codecIndexLocked(c)
+	r := s.roomLocked(s.roomName(roomName))
 	s.mu.Unlock()
-	log := s.logger.With("listener", addrString(l.Addr()), "codec", c.Name())
+	log := s.logger.With("listener", addrString(l.Addr()), "codec", c.Name(), "room", r.name)
 	log.Info("listening")
 
 	var delay time.Duration
@@ -235,7 +247,7 @@ func (s *Server) Serve(l net.Listener, c Codec) error {
 			continue
 		}
 		delay = 0
-		s.startPeer(conn, l, c, idx)
+		s.startPeer(conn, l, c, idx, r)
 	}
 }
 
@@ -260,7 +272,7 @@ func (s *Server) codecIndexLocked(c Codec) int {
 
 func (s *Server) codecAt(i int) Codec { return (*s.codecList.Load())[i] }
 
-func (s *Server) startPeer(conn net.Conn, l net.Listener, c Codec, idx int) {
+func (s *Server) startPeer(conn net.Conn, l net.Listener, c Codec, idx int, r *room) {
 	s.mu.Lock()
 	if s.shutdown.Load() {
 		s.mu.Unlock()
@@ -274,6 +286,7 @@ func (s *Server) startPeer(conn net.Conn, l net.Listener, c Codec, idx int) {
 		return
 	}
 	p := newPeer(s, conn, c, idx, s.nextID.Add(1))
+	p.room = r
 	s.peers[p] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
@@ -298,11 +311,11 @@ func (s *Server) join(p *Peer) bool {
 	}
 	p.setState(active, nil)
 	s.reading.Add(1)
-	old := *s.room.Load()
-	room := make([]*Peer, len(old), len(old)+1)
-	copy(room, old)
-	room = append(room, p)
-	s.room.Store(&room)
+	old := *p.room.members.Load()
+	members := make([]*Peer, len(old), len(old)+1)
+	copy(members, old)
+	members = append(members, p)
+	p.room.members.Store(&members)
 	return true
 }
 
@@ -311,14 +324,14 @@ func (s *Server) join(p *Peer) bool {
 func (s *Server) leaveRoom(p *Peer) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	old := *s.room.Load()
-	room := make([]*Peer, 0, len(old))
+	old := *p.room.members.Load()
+	members := make([]*Peer, 0, len(old))
 	for _, q := range old {
 		if q != p {
-			room = append(room, q)
+			members = append(members, q)
 		}
 	}
-	s.room.Store(&room)
+	p.room.members.Store(&members)
 }
 
 func addrString(a net.Addr) string {
@@ -328,10 +341,11 @@ func addrString(a net.Addr) string {
 	return a.String()
 }
 
-// forget removes a finished peer.
+// forget removes a finished peer, its figures kept in its room's.
 func (s *Server) forget(p *Peer) {
 	s.mu.Lock()
 	delete(s.peers, p)
+	p.ctr.fold(&p.room.done)
 	s.mu.Unlock()
 }
 
@@ -347,7 +361,7 @@ func (s *Server) budget(delta int) error {
 
 // Stats is a snapshot of a server's figures.
 type Stats struct {
-	Peers           int   // peers in the room
+	Peers           int   // peers in the rooms
 	Connections     int   // connections held, counting those still joining or draining
 	ReadBudgetInUse int64 // bytes of the read budget that large partial frames hold
 }
@@ -356,30 +370,51 @@ type Stats struct {
 func (s *Server) Stats() Stats {
 	s.init()
 	s.mu.Lock()
-	conns := len(s.peers)
+	conns, peers := len(s.peers), 0
+	for _, r := range s.rooms {
+		peers += len(*r.members.Load())
+	}
 	s.mu.Unlock()
-	return Stats{Peers: len(*s.room.Load()), Connections: conns, ReadBudgetInUse: s.budgetUsed.Load()}
+	return Stats{Peers: peers, Connections: conns, ReadBudgetInUse: s.budgetUsed.Load()}
 }
 
-// Peers returns the connected peers.
+// Peers returns the peers in the rooms.
 func (s *Server) Peers() []*Peer {
 	s.init()
-	return append([]*Peer(nil), *s.room.Load()...)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*Peer
+	for _, r := range s.rooms {
+		out = append(out, *r.members.Load()...)
+	}
+	return out
 }
 
-// Broadcast sends msg to every client, as the host. It waits, like any
-// sender, while a receiver's queue is full. It returns ErrServerClosed once
-// the server is shutting down, and an [*UndeliverableError] when clients
-// are connected but none of their codecs can carry msg; a message that
-// some clients' codecs cannot carry reaches the others, and the refusal is
-// logged.
+// Broadcast sends msg to every client of the server's room, as the host
+// (see [Server.BroadcastFrom]).
 func (s *Server) Broadcast(msg []byte) error {
+	return s.BroadcastFrom("", HostName, msg)
+}
+
+// BroadcastFrom sends msg to every client of the named room ("" is the
+// server's Room), as sender: the name Chat puts before it. It waits, like
+// any sender, while a receiver's queue is full. It returns ErrServerClosed
+// once the server is shutting down, and an [*UndeliverableError] when
+// clients are connected but none of their codecs can carry msg; a message
+// that some clients' codecs cannot carry reaches the others, and the
+// refusal is logged. A room no listener serves has nobody to reach: nil.
+func (s *Server) BroadcastFrom(roomName, sender string, msg []byte) error {
 	s.init()
 	if s.shutdown.Load() {
 		return ErrServerClosed
 	}
-	m := &frames{}
-	res := s.broadcast(nil, msg, m, true)
+	r := s.lookupRoom(roomName)
+	if r == nil {
+		return nil
+	}
+	m := &frames{name: sender}
+	res := s.broadcast(r, nil, msg, m, true)
+	r.done.countShared(len(msg), res.delivered)
 	if res.peers > 0 && res.delivered == 0 && len(res.refusals) > 0 {
 		return &UndeliverableError{Peers: res.peers, Errs: res.refusals}
 	}
@@ -393,12 +428,12 @@ type broadcastResult struct {
 	senderGone       bool    // the sending peer died while waiting for room in a queue
 }
 
-// broadcast queues payload for every peer of the room except from, using m
+// broadcast queues payload for every peer of room r except from, using m
 // as its encodings cache (a peer's own, so that a broadcast allocates
 // nothing); last says the sender has no further message at hand (see
 // enqueue).
-func (s *Server) broadcast(from *Peer, payload []byte, m *frames, last bool) broadcastResult {
-	room := *s.room.Load()
+func (s *Server) broadcast(r *room, from *Peer, payload []byte, m *frames, last bool) broadcastResult {
+	room := *r.members.Load()
 	m.reset(from, payload, len(*s.codecList.Load()))
 	defer m.releaseAll()
 	var res broadcastResult

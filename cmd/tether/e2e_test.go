@@ -735,3 +735,32 @@ func TestBridgeStdio(t *testing.T) {
 		t.Fatalf("bridge with one endpoint: exit %d, %q", code, errOut)
 	}
 }
+
+// TestRoomsInOneHub: a listener with ?room= is a room of its own; messages
+// never cross; with more than one room every output line names its room;
+// lines typed into serve go to --room.
+func TestRoomsInOneHub(t *testing.T) {
+	lobby, vms := sockPath(t), sockPath(t)
+	hub := startHub(t, "--addr", lobby, "--listen", "unix://"+vms+"?room=vms&codec=length")
+	waitFor(t, "the serving line that names the room", func() bool { return strings.Contains(hub.Stderr.String(), "(codec length, room vms)") })
+	l1 := start(t, nil, "connect", "--addr", lobby, "--recv-only")
+	waitFor(t, "the lobby's receiver", func() bool { return strings.Count(hub.Stdout.String(), "connected") == 1 })
+	v1 := start(t, nil, "connect", "--addr", vms, "--codec", "length", "--recv-only")
+	waitFor(t, "both receivers", func() bool { return strings.Count(hub.Stdout.String(), "connected") == 2 })
+	if _, e, code := run(t, "in the lobby\n", "connect", "--addr", lobby); code != 0 {
+		t.Fatal(e)
+	}
+	if _, e, code := run(t, "among vms\n", "connect", "--addr", vms, "--codec", "length"); code != 0 {
+		t.Fatal(e)
+	}
+	io.WriteString(hub.Stdin, "from the host\n")
+	waitFor(t, "each room's messages", func() bool {
+		return l1.Stdout.String() == "in the lobby\nfrom the host\n" && v1.Stdout.String() == "among vms\n"
+	})
+	out := hub.Stdout.String()
+	for _, want := range []string{"[main] #1 connected (unix", "[vms] #2 connected (unix", "[main] #3: in the lobby", "[vms] #4: among vms"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the hub's output lacks %q:\n%s", want, out)
+		}
+	}
+}

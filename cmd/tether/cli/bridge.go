@@ -103,6 +103,11 @@ func (a *App) bridge(ctx context.Context, args []string) error {
 	if err := f.options.checkUsed(from, to); err != nil {
 		return err
 	}
+	for _, t := range []core.Target{from, to} {
+		if err := noRoom(t); err != nil {
+			return err
+		}
+	}
 	b := &core.Bridge{
 		DialTimeout:      f.dialTimeout.v,
 		MaxFrame:         int(f.maxFrame.v),

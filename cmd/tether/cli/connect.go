@@ -66,6 +66,9 @@ func (a *App) connect(ctx context.Context, args []string) error {
 	if err := f.options.checkUsed(tgt); err != nil {
 		return err
 	}
+	if err := noRoom(tgt); err != nil {
+		return err
+	}
 	codecName := f.codec
 	if tgt.Codec != "" {
 		codecName = tgt.Codec

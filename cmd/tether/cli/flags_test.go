@@ -152,6 +152,12 @@ func TestOtherFlagsRefuseGarbage(t *testing.T) {
 		{"doctor", "--hvsock-dir"},
 		{"bench", "--size", "2000000"},
 		{"bench", "--transport", "vsock"},
+		{"serve", "--addr", sock, "--room", ""},
+		{"serve", "--addr", sock, "--room", "a.b"},
+		{"serve", "--addr", sock, "--room", strings.Repeat("r", 65)},
+		{"serve", "--addr", sock, "--listen", "unix://" + sock + "x?room=no%20spaces"},
+		{"connect", "--addr", "unix://" + sock + "?room=vms"},
+		{"bridge", "unix://" + sock + "?room=vms", "unix://" + sock + "y"},
 		{"frobnicate"},
 	} {
 		code, stderr := runGuarded(t, args)

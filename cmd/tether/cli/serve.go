@@ -31,6 +31,7 @@ type serveFlags struct {
 	writeTimeout durationFlag
 	handshake    durationFlag
 	names        string
+	room         string
 	options      *optionFlags
 }
 
@@ -44,6 +45,7 @@ func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
 type listener struct {
 	target core.Target
 	codec  core.Codec
+	room   string
 }
 
 // Bounds of serve's numeric flags.
@@ -78,6 +80,7 @@ func (a *App) serveFlags() (*flag.FlagSet, *serveFlags) {
 	fs.Var(&f.writeTimeout, "write-timeout", "disconnect a client that takes longer than this to take one batch of messages, even while reading slowly (0 no bound)")
 	f.handshake = durationFlag{v: core.DefaultHandshakeTimeout, min: time.Millisecond, max: maxTimeout}
 	fs.Var(&f.handshake, "handshake-timeout", "time a client has to finish its transport's handshake, for transports that have one")
+	fs.StringVar(&f.room, "room", core.DefaultRoom, "the room of --addr, of --listen endpoints without ?room=NAME, and of lines typed into serve; rooms never mix")
 	fs.StringVar(&f.names, "names", "number", "how peers are named in output and --chat: number (#3) or identity (vm(3), uid=1000,pid=42, cn=alice)")
 	f.options = a.registerOptions(fs, core.ForListen)
 	return fs, &f
@@ -90,6 +93,9 @@ func (a *App) serve(ctx context.Context, args []string) error {
 	}
 	if f.names != "number" && f.names != "identity" {
 		return usagef("--names %q: want number or identity", f.names)
+	}
+	if err := checkRoom("--room", f.room); err != nil {
+		return err
 	}
 	log, err := a.logger(&f.common)
 	if err != nil {
@@ -108,7 +114,14 @@ func (a *App) serve(ctx context.Context, args []string) error {
 
 	out := newPrinter(a.Stdout)
 	defer out.close()
+	// With one room the output is the classic chat's; with more, each line
+	// names its room.
+	name := func(p *core.Peer) string { return p.Name() }
+	if roomsOf(lns) > 1 {
+		name = func(p *core.Peer) string { return "[" + p.Room() + "] " + p.Name() }
+	}
 	srv := &core.Server{
+		Room:             f.room,
 		MaxFrame:         int(f.maxFrame.v),
 		StallTimeout:     noneIfZero(f.stall.v),
 		Chat:             f.chat,
@@ -123,19 +136,19 @@ func (a *App) serve(ctx context.Context, args []string) error {
 			if _, ok := p.Conn().(core.Identifier); ok && p.Identity() != who {
 				who += ", " + p.Identity() // learned in a handshake: a certificate, a name
 			}
-			out.line(fmt.Sprintf("%s connected (%s %s)", p.Name(), p.LocalAddr().Network(), who))
+			out.line(fmt.Sprintf("%s connected (%s %s)", name(p), p.LocalAddr().Network(), who))
 		},
 		Logger: log,
 		OnLeave: func(p *core.Peer, err error) {
 			if err != nil {
-				out.line(fmt.Sprintf("%s disconnected: %v%s", p.Name(), err, flagHint(err)))
+				out.line(fmt.Sprintf("%s disconnected: %v%s", name(p), err, flagHint(err)))
 				return
 			}
-			out.line(p.Name() + " left")
+			out.line(name(p) + " left")
 		},
 	}
 	if !f.quiet {
-		srv.OnMessage = func(p *core.Peer, msg []byte) { out.message(p.Name(), msg) }
+		srv.OnMessage = func(p *core.Peer, msg []byte) { out.message(name(p), msg) }
 	}
 
 	ctx = core.WithLogger(ctx, log)
@@ -154,12 +167,16 @@ func (a *App) serve(ctx context.Context, args []string) error {
 		}
 		opened = append(opened, l)
 		served := core.Endpoint{Transport: ln.target.Transport.Name(), Address: l.Addr().String()}
-		fmt.Fprintf(a.Stderr, "%s: serving %s (codec %s)\n", a.Name, served, ln.codec.Name())
+		room := ""
+		if ln.room != core.DefaultRoom {
+			room = ", room " + ln.room
+		}
+		fmt.Fprintf(a.Stderr, "%s: serving %s (codec %s%s)\n", a.Name, served, ln.codec.Name(), room)
 	}
 
 	errc := make(chan error, len(opened))
 	for i, l := range opened {
-		go func() { errc <- srv.Serve(l, lns[i].codec) }()
+		go func() { errc <- srv.ServeRoom(l, lns[i].codec, lns[i].room) }()
 	}
 	go a.hostInput(srv, int(f.maxFrame.v), log)
 	notify := startNotifier(func() string { return fmt.Sprintf("%d peers", srv.Stats().Peers) })
@@ -224,7 +241,14 @@ func (a *App) listeners(f *serveFlags, fs *flag.FlagSet) ([]listener, error) {
 				return nil, err
 			}
 		}
-		out = append(out, listener{tgt, c})
+		room := f.room
+		if tgt.Room != "" {
+			if err := checkRoom(spec, tgt.Room); err != nil {
+				return nil, err
+			}
+			room = tgt.Room
+		}
+		out = append(out, listener{tgt, c, room})
 		targets = append(targets, tgt)
 	}
 	return out, f.options.checkUsed(targets...)
@@ -372,4 +396,38 @@ func (p *printer) close() {
 	close(p.kick)
 	p.mu.Unlock()
 	<-p.done
+}
+
+// roomsOf counts the distinct rooms of the listeners.
+func roomsOf(lns []listener) int {
+	seen := map[string]bool{}
+	for _, ln := range lns {
+		seen[ln.room] = true
+	}
+	return len(seen)
+}
+
+// maxRoomName bounds a room's name.
+const maxRoomName = 64
+
+// checkRoom refuses a room name that is not 1 to 64 letters, digits, '-'
+// or '_' (a name that reads the same in a log, a metric label and a NATS
+// subject).
+func checkRoom(where, name string) error {
+	ok := name != "" && len(name) <= maxRoomName
+	for _, r := range name {
+		ok = ok && (r == '-' || r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9')
+	}
+	if !ok {
+		return usagef("%s: room %q: want 1 to %d letters, digits, '-' or '_', such as vms", where, name, maxRoomName)
+	}
+	return nil
+}
+
+// noRoom refuses ?room= where there is no hub to choose a room in.
+func noRoom(t core.Target) error {
+	if t.Room != "" {
+		return usagef("%s: ?room= is a hub listener's setting (tether serve --listen ENDPOINT?room=NAME); a client joins the room of the listener it dials", t)
+	}
+	return nil
 }
