@@ -3,6 +3,7 @@
 package main_test
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -122,9 +123,7 @@ func TestSocketActivatedHub(t *testing.T) {
 	hub := activated(t, files, "chat:web", []string{"NOTIFY_SOCKET=" + n.path, "WATCHDOG_USEC=400000"}, "serve", "--log-level", "info")
 	n.await(t, "READY=1", "STATUS=0 peers")
 	for _, want := range []string{"serving systemd://", `name=chat network=unix address=` + unixPath, "name=web network=tcp address=" + tcpAddr} {
-		if !strings.Contains(hub.Stderr.String(), want) {
-			t.Errorf("the hub's log lacks %q:\n%s", want, hub.Stderr)
-		}
+		waitFor(t, fmt.Sprintf("%q in the hub's log", want), func() bool { return strings.Contains(hub.Stderr.String(), want) })
 	}
 	a := start(t, nil, "connect", "--addr", unixPath, "--recv-only")
 	b := start(t, nil, "connect", "--addr", "tcp://"+tcpAddr)
