@@ -764,3 +764,69 @@ func TestRoomsInOneHub(t *testing.T) {
 		}
 	}
 }
+
+// TestFederatedHubs: one hub embeds NATS, another federates to it; a
+// client on each talks to the other through both hubs, on different
+// codecs; each hub prints the other's messages as HUB/NAME.
+func TestFederatedHubs(t *testing.T) {
+	east, west := sockPath(t), sockPath(t)
+	a := startHub(t, "--addr", east, "--nats-listen", "127.0.0.1:0", "--hub-name", "east")
+	var natsURL string
+	waitFor(t, "the embedded NATS server's address", func() bool {
+		_, rest, ok := strings.Cut(a.Stderr.String(), "NATS for other hubs at ")
+		natsURL, _, _ = strings.Cut(rest, " ")
+		return ok && strings.HasPrefix(natsURL, "nats://")
+	})
+	b := startHub(t, "--addr", west, "--codec", "length", "--federate", natsURL, "--hub-name", "west", "--log-level", "info")
+	waitFor(t, "west to reach NATS", func() bool { return strings.Contains(b.Stderr.String(), "NATS reached") })
+	ea := start(t, nil, "connect", "--addr", east, "--recv-only")
+	wb := start(t, nil, "connect", "--addr", west, "--codec", "length", "--recv-only")
+	waitFor(t, "the receivers", func() bool {
+		return strings.Contains(a.Stdout.String(), "connected") && strings.Contains(b.Stdout.String(), "connected")
+	})
+	if _, e, code := run(t, "hello from west\n", "connect", "--addr", west, "--codec", "length"); code != 0 {
+		t.Fatal(e)
+	}
+	if _, e, code := run(t, "hello from east\n", "connect", "--addr", east); code != 0 {
+		t.Fatal(e)
+	}
+	io.WriteString(a.Stdin, "the east host speaks\n")
+	waitFor(t, "each side's messages on the other", func() bool {
+		return strings.Contains(ea.Stdout.String(), "hello from west\n") &&
+			strings.Contains(wb.Stdout.String(), "hello from east\n") && strings.Contains(wb.Stdout.String(), "the east host speaks\n")
+	})
+	waitFor(t, "the hubs to print remote messages", func() bool {
+		return strings.Contains(a.Stdout.String(), "west/#2: hello from west") && strings.Contains(b.Stdout.String(), "east/#2: hello from east") &&
+			strings.Contains(b.Stdout.String(), "east/host: the east host speaks")
+	})
+	// One more round trip, so that an echo of the first messages would have
+	// arrived by now.
+	if _, e, code := run(t, "last\n", "connect", "--addr", west, "--codec", "length"); code != 0 {
+		t.Fatal(e)
+	}
+	waitFor(t, "the last message at east", func() bool { return strings.Contains(ea.Stdout.String(), "last\n") })
+	if n := strings.Count(ea.Stdout.String(), "hello from east\n"); n != 1 {
+		t.Errorf("east's receiver got east's message %d times (an echo through NATS?):\n%s", n, ea.Stdout)
+	}
+}
+
+// TestFederationFlagsRefused: federation flags are checked before anything
+// is opened.
+func TestFederationFlagsRefused(t *testing.T) {
+	sock := sockPath(t)
+	for _, args := range [][]string{
+		{"--federate", "http://x:1"},
+		{"--federate", "nats://127.0.0.1:4222", "--nats-listen", ":0"},
+		{"--nats-routes", "nats-route://127.0.0.1:1"},
+		{"--nats-listen", ":0", "--nats-routes", "nats-route://127.0.0.1:1"},
+		{"--federate", "nats://127.0.0.1:4222", "--nats-creds", "/nonexistent/creds"},
+		{"--federate", "nats://127.0.0.1:4222", "--nats-cert", "/etc/hostname"},
+		{"--federate", "nats://127.0.0.1:4222", "--hub-name", "a/b"},
+		{"--federate", "nats://127.0.0.1:4222", "--federate-buffer", "10"},
+	} {
+		_, e, code := run(t, "", append([]string{"serve", "--addr", sock}, args...)...)
+		if code != 2 || e == "" {
+			t.Errorf("serve %v: exit %d, %q; want 2 and a reason", args, code, e)
+		}
+	}
+}

@@ -32,6 +32,7 @@ type serveFlags struct {
 	handshake    durationFlag
 	names        string
 	room         string
+	fed          federateFlags
 	options      *optionFlags
 }
 
@@ -82,6 +83,7 @@ func (a *App) serveFlags() (*flag.FlagSet, *serveFlags) {
 	fs.Var(&f.handshake, "handshake-timeout", "time a client has to finish its transport's handshake, for transports that have one")
 	fs.StringVar(&f.room, "room", core.DefaultRoom, "the room of --addr, of --listen endpoints without ?room=NAME, and of lines typed into serve; rooms never mix")
 	fs.StringVar(&f.names, "names", "number", "how peers are named in output and --chat: number (#3) or identity (vm(3), uid=1000,pid=42, cn=alice)")
+	f.fed.register(fs)
 	f.options = a.registerOptions(fs, core.ForListen)
 	return fs, &f
 }
@@ -95,6 +97,9 @@ func (a *App) serve(ctx context.Context, args []string) error {
 		return usagef("--names %q: want number or identity", f.names)
 	}
 	if err := checkRoom("--room", f.room); err != nil {
+		return err
+	}
+	if err := f.fed.check(); err != nil {
 		return err
 	}
 	log, err := a.logger(&f.common)
@@ -116,10 +121,11 @@ func (a *App) serve(ctx context.Context, args []string) error {
 	defer out.close()
 	// With one room the output is the classic chat's; with more, each line
 	// names its room.
-	name := func(p *core.Peer) string { return p.Name() }
+	roomPrefix := func(string) string { return "" }
 	if roomsOf(lns) > 1 {
-		name = func(p *core.Peer) string { return "[" + p.Room() + "] " + p.Name() }
+		roomPrefix = func(room string) string { return "[" + room + "] " }
 	}
+	name := func(p *core.Peer) string { return roomPrefix(p.Room()) + p.Name() }
 	srv := &core.Server{
 		Room:             f.room,
 		MaxFrame:         int(f.maxFrame.v),
@@ -147,9 +153,6 @@ func (a *App) serve(ctx context.Context, args []string) error {
 			out.line(name(p) + " left")
 		},
 	}
-	if !f.quiet {
-		srv.OnMessage = func(p *core.Peer, msg []byte) { out.message(name(p), msg) }
-	}
 
 	ctx = core.WithLogger(ctx, log)
 	// Listen on everything first, so that a bad address fails before anyone connects.
@@ -174,11 +177,39 @@ func (a *App) serve(ctx context.Context, args []string) error {
 		fmt.Fprintf(a.Stderr, "%s: serving %s (codec %s%s)\n", a.Name, served, ln.codec.Name(), room)
 	}
 
+	var fd *federated
+	if f.fed.on() {
+		var rooms []string
+		for _, ln := range lns {
+			rooms = append(rooms, ln.room)
+		}
+		onRemote := func(room, hub, sender string, msg []byte) {}
+		if !f.quiet {
+			onRemote = func(room, hub, sender string, msg []byte) { out.message(roomPrefix(room)+hub+"/"+sender, msg) }
+		}
+		if fd, err = a.startFederation(&f.fed, srv, rooms, log, onRemote); err != nil {
+			closeAll()
+			return err
+		}
+		defer fd.close()
+	}
+	switch {
+	case fd != nil && !f.quiet:
+		srv.OnMessage = func(p *core.Peer, msg []byte) {
+			out.message(name(p), msg)
+			fd.publish(p.Room(), p.Name(), p.Identity(), msg)
+		}
+	case fd != nil:
+		srv.OnMessage = func(p *core.Peer, msg []byte) { fd.publish(p.Room(), p.Name(), p.Identity(), msg) }
+	case !f.quiet:
+		srv.OnMessage = func(p *core.Peer, msg []byte) { out.message(name(p), msg) }
+	}
+
 	errc := make(chan error, len(opened))
 	for i, l := range opened {
 		go func() { errc <- srv.ServeRoom(l, lns[i].codec, lns[i].room) }()
 	}
-	go a.hostInput(srv, int(f.maxFrame.v), log)
+	go a.hostInput(srv, int(f.maxFrame.v), log, func(line []byte) { fd.publish(f.room, core.HostName, "", line) })
 	notify := startNotifier(func() string { return fmt.Sprintf("%d peers", srv.Stats().Peers) })
 
 	var serveErr error
@@ -254,8 +285,9 @@ func (a *App) listeners(f *serveFlags, fs *flag.FlagSet) ([]listener, error) {
 	return out, f.options.checkUsed(targets...)
 }
 
-// hostInput broadcasts each line of standard input to every client.
-func (a *App) hostInput(srv *core.Server, maxFrame int, log hclog.Logger) {
+// hostInput broadcasts each line of standard input to every client, and
+// hands it to federate.
+func (a *App) hostInput(srv *core.Server, maxFrame int, log hclog.Logger, federate func([]byte)) {
 	lr := newLineReader(a.Stdin, maxFrame)
 	for {
 		line, err := lr.next()
@@ -265,6 +297,7 @@ func (a *App) hostInput(srv *core.Server, maxFrame int, log hclog.Logger) {
 			} else if err != nil {
 				log.Warn("a line typed into serve reached nobody", "error", err)
 			}
+			federate(line)
 		}
 		if err != nil {
 			if !errors.Is(err, io.EOF) {
