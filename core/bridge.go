@@ -65,6 +65,10 @@ type Bridge struct {
 	Logger hclog.Logger
 	// OnEnd, when set, is called with each connection's figures as it ends.
 	OnEnd func(BridgeStats)
+	// OnRefuse, when set, is called for a connection closed at once because
+	// MaxConns were open (err is a [*PeerLimitError]); refusals by the
+	// admission rules end through OnEnd with a [*RefusedError].
+	OnRefuse func(remote net.Addr, err error)
 
 	initOnce sync.Once
 	log      hclog.Logger
@@ -177,7 +181,11 @@ func (b *Bridge) Serve(l net.Listener) error {
 		delay = 0
 		if limit := limit(b.MaxConns, DefaultMaxConns); limit > 0 && b.active.Load() >= int64(limit) {
 			c.Close()
-			b.log.Warn("connection refused", "remote", remoteString(c), "error", &PeerLimitError{Limit: limit})
+			err := &PeerLimitError{Limit: limit}
+			b.log.Warn("connection refused", "remote", remoteString(c), "error", err)
+			if b.OnRefuse != nil {
+				b.OnRefuse(c.RemoteAddr(), err)
+			}
 			continue
 		}
 		b.active.Add(1)

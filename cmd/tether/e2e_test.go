@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -827,6 +828,77 @@ func TestFederationFlagsRefused(t *testing.T) {
 		_, e, code := run(t, "", append([]string{"serve", "--addr", sock}, args...)...)
 		if code != 2 || e == "" {
 			t.Errorf("serve %v: exit %d, %q; want 2 and a reason", args, code, e)
+		}
+	}
+}
+
+// metricsURL waits for a command's "metrics at URL" line.
+func metricsURL(t *testing.T, p *proc) string {
+	t.Helper()
+	var u string
+	waitFor(t, "the metrics address", func() bool {
+		_, rest, ok := strings.Cut(p.Stderr.String(), "metrics at ")
+		u, _, _ = strings.Cut(rest, "\n")
+		return ok && strings.HasSuffix(u, "/metrics")
+	})
+	return u
+}
+
+// scrapeHas fetches url and reports whether every line of want is a sample
+// there.
+func scrapeHas(t *testing.T, url string, want ...string) bool {
+	resp, err := http.Get(url)
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, w := range want {
+		if !strings.Contains("\n"+string(body), "\n"+w+"\n") {
+			return false
+		}
+	}
+	return true
+}
+
+// TestMetricsFlag: serve and bridge serve Prometheus metrics that count
+// what passed through them; a bad --metrics address is a usage error.
+func TestMetricsFlag(t *testing.T) {
+	sock := sockPath(t)
+	hub := startHub(t, "--addr", sock, "--metrics", "127.0.0.1:0")
+	url := metricsURL(t, hub)
+	recv := start(t, nil, "connect", "--addr", sock, "--recv-only")
+	waitFor(t, "the receiver", func() bool { return strings.Contains(hub.Stdout.String(), "connected") })
+	if _, e, code := run(t, "one\ntwo\nthree\n", "connect", "--addr", sock); code != 0 {
+		t.Fatal(e)
+	}
+	waitFor(t, "the messages", func() bool { return recv.Stdout.String() == "one\ntwo\nthree\n" })
+	waitFor(t, "the hub's counters", func() bool {
+		return scrapeHas(t, url, `tether_messages_received_total{room="main"} 3`, `tether_received_bytes_total{room="main"} 11`,
+			`tether_messages_delivered_total{room="main"} 3`, `tether_disconnects_total{reason="left"} 1`, `tether_peers{room="main",transport="unix"} 1`)
+	})
+
+	target := unixEcho(t)
+	front := sockPath(t)
+	br := start(t, nil, "bridge", "--metrics", "127.0.0.1:0", "unix://"+front, "unix://"+target)
+	burl := metricsURL(t, br)
+	c, err := net.Dial("unix", front)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(c, "ping\n")
+	c.(*net.UnixConn).CloseWrite()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	io.ReadAll(c)
+	c.Close()
+	waitFor(t, "the bridge's counters", func() bool {
+		return scrapeHas(t, burl, `tether_bridge_connections_total{result="done"} 1`, `tether_bridge_bytes_total{direction="in"} 5`,
+			`tether_bridge_bytes_total{direction="out"} 5`, `tether_bridge_connections 0`)
+	})
+
+	for _, args := range [][]string{{"serve", "--addr", sockPath(t), "--metrics", "9464"}, {"bridge", "--metrics", "nowhere", "unix://" + sockPath(t), "unix://" + target}} {
+		if _, e, code := run(t, "", args...); code != 2 || !strings.Contains(e, "HOST:PORT") {
+			t.Errorf("%v: exit %d, %q; want 2 and the form", args, code, e)
 		}
 	}
 }

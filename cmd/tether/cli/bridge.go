@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tetherkit/tether/core"
+	"github.com/tetherkit/tether/metrics"
 )
 
 type bridgeFlags struct {
@@ -24,6 +25,7 @@ type bridgeFlags struct {
 	shutdownWait durationFlag
 	logLevel     string
 	logJSON      bool
+	metrics      metricsFlag
 	options      *optionFlags
 }
 
@@ -53,6 +55,7 @@ func (a *App) bridgeFlags() (*flag.FlagSet, *bridgeFlags) {
 	fs.Var(&f.shutdownWait, "shutdown-timeout", "on SIGINT or SIGTERM, how long open connections may go on before they are closed")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level on standard error (one line as each connection opens and ends at info): trace, debug, info, warn, error, off")
 	fs.BoolVar(&f.logJSON, "log-json", false, "write logs as JSON lines")
+	f.metrics.register(fs)
 	f.options = a.registerOptions(fs, core.ForListen|core.ForDial)
 	return fs, &f
 }
@@ -87,6 +90,9 @@ func (a *App) bridge(ctx context.Context, args []string) error {
 	}
 	if (f.fromCodec == "") != (f.toCodec == "") {
 		return usagef("give both --from-codec and --to-codec to relay messages, or neither to relay bytes")
+	}
+	if err := f.metrics.check(); err != nil {
+		return err
 	}
 	log, err := a.logger(&common{logLevel: f.logLevel, logJSON: f.logJSON})
 	if err != nil {
@@ -128,15 +134,24 @@ func (a *App) bridge(ctx context.Context, args []string) error {
 	b.Dial = func(c context.Context) (net.Conn, error) { return to.Dial(core.WithLogger(c, log)) }
 	var lastErr error
 	var errMu sync.Mutex
+	collector := metrics.NewBridge(b)
 	b.OnEnd = func(st core.BridgeStats) {
+		collector.Ended(st)
 		errMu.Lock()
 		lastErr = st.Err
 		errMu.Unlock()
 	}
+	b.OnRefuse = func(net.Addr, error) { collector.Refused() }
 	l, err := from.Listen(ctx)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", from, err)
 	}
+	stopMetrics, err := a.startMetrics(&f.metrics, collector)
+	if err != nil {
+		l.Close()
+		return err
+	}
+	defer stopMetrics()
 	listening := core.Endpoint{Transport: from.Transport.Name(), Address: l.Addr().String()}
 	log.Info("bridging", "from", listening.String(), "to", to.String())
 	served := make(chan error, 1)

@@ -15,7 +15,11 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/tetherkit/tether/core"
+	"github.com/tetherkit/tether/federation"
+	"github.com/tetherkit/tether/metrics"
 )
 
 type serveFlags struct {
@@ -33,6 +37,7 @@ type serveFlags struct {
 	names        string
 	room         string
 	fed          federateFlags
+	metrics      metricsFlag
 	options      *optionFlags
 }
 
@@ -84,6 +89,7 @@ func (a *App) serveFlags() (*flag.FlagSet, *serveFlags) {
 	fs.StringVar(&f.room, "room", core.DefaultRoom, "the room of --addr, of --listen endpoints without ?room=NAME, and of lines typed into serve; rooms never mix")
 	fs.StringVar(&f.names, "names", "number", "how peers are named in output and --chat: number (#3) or identity (vm(3), uid=1000,pid=42, cn=alice)")
 	f.fed.register(fs)
+	f.metrics.register(fs)
 	f.options = a.registerOptions(fs, core.ForListen)
 	return fs, &f
 }
@@ -100,6 +106,9 @@ func (a *App) serve(ctx context.Context, args []string) error {
 		return err
 	}
 	if err := f.fed.check(); err != nil {
+		return err
+	}
+	if err := f.metrics.check(); err != nil {
 		return err
 	}
 	log, err := a.logger(&f.common)
@@ -193,6 +202,24 @@ func (a *App) serve(ctx context.Context, args []string) error {
 		}
 		defer fd.close()
 	}
+	var fedStats *federation.Federation
+	var natsConn *nats.Conn
+	if fd != nil {
+		fedStats, natsConn = fd.fed, fd.nc
+	}
+	collector := metrics.NewHub(srv, fedStats, natsConn)
+	srv.OnRefuse = func(_ net.Addr, err error) { collector.Refused(err) }
+	onLeave := srv.OnLeave
+	srv.OnLeave = func(p *core.Peer, err error) {
+		collector.Left(err)
+		onLeave(p, err)
+	}
+	stopMetrics, err := a.startMetrics(&f.metrics, collector)
+	if err != nil {
+		closeAll()
+		return err
+	}
+	defer stopMetrics()
 	switch {
 	case fd != nil && !f.quiet:
 		srv.OnMessage = func(p *core.Peer, msg []byte) {
