@@ -27,7 +27,7 @@ import (
 
 // Every test runs a real nats-server in this process.
 
-func startNATS(t *testing.T, listen string) *server.Server {
+func startNATS(t testing.TB, listen string) *server.Server {
 	t.Helper()
 	s, err := federation.StartServer(federation.ServerOptions{Listen: listen})
 	if err != nil {
@@ -52,13 +52,13 @@ type hub struct {
 
 // newHub starts a hub serving each room on a unix socket with codec c,
 // federated through the NATS server at url.
-func newHub(t *testing.T, url, name string, c core.Codec, rooms ...string) *hub {
+func newHub(t testing.TB, url, name string, c core.Codec, rooms ...string) *hub {
 	t.Helper()
 	return newHubWith(t, url, name, c, nil, rooms...)
 }
 
 // newHubWith is newHub with setup called on the hub before it serves.
-func newHubWith(t *testing.T, url, name string, c core.Codec, setup func(*hub), rooms ...string) *hub {
+func newHubWith(t testing.TB, url, name string, c core.Codec, setup func(*hub), rooms ...string) *hub {
 	t.Helper()
 	h := &hub{name: name, srv: &core.Server{}, addrs: map[string]string{}, codec: c}
 	nc, err := nats.Connect(url, nats.NoEcho(), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond),
@@ -101,6 +101,25 @@ func newHubWith(t *testing.T, url, name string, c core.Codec, setup func(*hub), 
 	return h
 }
 
+// plainHub is a hub with no federation, serving one room.
+func plainHub(t testing.TB, c core.Codec, room string) *hub {
+	t.Helper()
+	h := &hub{name: "plain", srv: &core.Server{}, addrs: map[string]string{}, codec: c}
+	dir, err := os.MkdirTemp("", "tf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	l, err := unix.Transport{}.Listen(context.Background(), filepath.Join(dir, "s.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.addrs[room] = l.Addr().String()
+	go h.srv.ServeRoom(l, c, room)
+	t.Cleanup(func() { h.srv.Close() })
+	return h
+}
+
 // stop ends the hub as a killed one would: its connections drop.
 func (h *hub) stop() {
 	h.fed.Close()
@@ -108,7 +127,7 @@ func (h *hub) stop() {
 	h.srv.Close()
 }
 
-func (h *hub) client(t *testing.T, room string) *core.Client {
+func (h *hub) client(t testing.TB, room string) *core.Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -120,7 +139,7 @@ func (h *hub) client(t *testing.T, room string) *core.Client {
 	return cl
 }
 
-func (h *hub) waitPeers(t *testing.T, n int) {
+func (h *hub) waitPeers(t testing.TB, n int) {
 	t.Helper()
 	testwait.For(t, fmt.Sprintf("%d peers at hub %s", n, h.name), testwait.Timeout, func() bool { return len(h.srv.Peers()) == n })
 }

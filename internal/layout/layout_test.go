@@ -83,7 +83,8 @@ func imports(t *testing.T, file string) []string {
 }
 
 // TestCoreImportsNoCrypto: TLS is a transport's business; the engine
-// imports no crypto package, even indirectly.
+// imports no crypto package, even indirectly, and none of the libraries
+// the packages around it use.
 func TestCoreImportsNoCrypto(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", module+"/core").Output()
 	if err != nil {
@@ -92,6 +93,13 @@ func TestCoreImportsNoCrypto(t *testing.T) {
 	for _, dep := range strings.Fields(string(out)) {
 		if strings.HasPrefix(dep, "crypto/") || dep == "crypto" {
 			t.Errorf("core depends on %s", dep)
+		}
+		// NATS, Prometheus and systemd are the business of federation,
+		// metrics and the systemd transport: the engine pulls none in.
+		for _, outside := range []string{"github.com/nats-io/", "github.com/prometheus/", "github.com/coreos/"} {
+			if strings.HasPrefix(dep, outside) {
+				t.Errorf("core depends on %s", dep)
+			}
 		}
 	}
 }
