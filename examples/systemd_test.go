@@ -73,8 +73,8 @@ func activate(t *testing.T, bin string, u unit, replace map[string]string) (stri
 		args = append(args, a)
 	}
 	cmd := exec.Command(sa, args...)
-	var logs strings.Builder
-	cmd.Stderr = &syncWriter{w: &logs}
+	logs := &syncWriter{}
+	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -85,9 +85,10 @@ func activate(t *testing.T, bin string, u unit, replace map[string]string) (stri
 			t.Logf("%v:\n%s", args, logs.String())
 		}
 	})
-	testwait.For(t, "systemd-socket-activate to listen", 10*time.Second, func() bool {
-		_, err := os.Stat(path)
-		return err == nil
+	// The socket file appears at bind, before listen: a dial in between is
+	// refused. systemd-socket-activate says so once it listens.
+	testwait.For(t, "systemd-socket-activate to say it listens", 10*time.Second, func() bool {
+		return strings.Contains(logs.String(), "Listening on "+path)
 	})
 	return path, n
 }
@@ -253,14 +254,21 @@ func shortTemp(t *testing.T) string {
 	return dir
 }
 
-// syncWriter serializes writes to w.
+// syncWriter collects what a process writes, safe to read while it runs.
 type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
+	mu  sync.Mutex
+	buf strings.Builder
 }
 
 func (s *syncWriter) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.w.Write(p)
+	return s.buf.Write(p)
+}
+
+// String returns what was written so far.
+func (s *syncWriter) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.String()
 }
