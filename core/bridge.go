@@ -97,7 +97,7 @@ type BridgeStats struct {
 type DialError struct {
 	Attempts int
 	Elapsed  time.Duration
-	Err      error // the last attempt's error
+	Err      error // the last attempt's error; if the timeout cut that attempt short, the one before it, which says why
 }
 
 // Error names the figures and the last failure.
@@ -105,7 +105,7 @@ func (e *DialError) Error() string {
 	return fmt.Sprintf("could not reach the far side: %d attempts in %v: %v", e.Attempts, e.Elapsed.Round(time.Millisecond), e.Err)
 }
 
-// Unwrap returns the last attempt's error.
+// Unwrap returns Err.
 func (e *DialError) Unwrap() error { return e.Err }
 
 func (b *Bridge) init() {
@@ -283,19 +283,23 @@ func (b *Bridge) dial() (net.Conn, error) {
 		defer cancel()
 	}
 	delay := 10 * time.Millisecond
+	var reason error // the last failure that says why, not just "out of time"
 	for attempt := 1; ; attempt++ {
 		c, err := b.Dial(ctx)
 		if err == nil {
 			return c, nil
 		}
+		if ctx.Err() == nil || reason == nil {
+			reason = err
+		}
 		if ctx.Err() != nil || !retryable(err) {
-			return nil, &DialError{Attempts: attempt, Elapsed: time.Since(start), Err: err}
+			return nil, &DialError{Attempts: attempt, Elapsed: time.Since(start), Err: reason}
 		}
 		wait := delay/2 + time.Duration(rand.Int64N(int64(delay)))
 		select {
 		case <-time.After(wait):
 		case <-ctx.Done():
-			return nil, &DialError{Attempts: attempt, Elapsed: time.Since(start), Err: err}
+			return nil, &DialError{Attempts: attempt, Elapsed: time.Since(start), Err: reason}
 		}
 		delay = min(2*delay, 500*time.Millisecond)
 	}

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -149,8 +150,15 @@ func TestBridgeMessages(t *testing.T) {
 func TestBridgeWaitsForTheFarSide(t *testing.T) {
 	sock := listenAddr(t, unix.Transport{})
 	ended := make(chan core.BridgeStats, 2)
+	var failed atomic.Int32
 	b := &core.Bridge{
-		Dial:        func(ctx context.Context) (net.Conn, error) { return unix.Transport{}.Dial(ctx, sock) },
+		Dial: func(ctx context.Context) (net.Conn, error) {
+			c, err := unix.Transport{}.Dial(ctx, sock)
+			if err != nil {
+				failed.Add(1)
+			}
+			return c, err
+		},
 		DialTimeout: 10 * time.Second,
 		OnEnd:       func(st core.BridgeStats) { ended <- st },
 	}
@@ -160,7 +168,8 @@ func TestBridgeWaitsForTheFarSide(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	time.Sleep(300 * time.Millisecond) // the far side comes up a while later
+	// The far side comes up only after the bridge has tried and failed.
+	testwait.For(t, "the bridge to fail to dial twice", testwait.Timeout, func() bool { return failed.Load() >= 2 })
 	l, err := unix.Transport{}.Listen(context.Background(), sock)
 	if err != nil {
 		t.Fatal(err)

@@ -10,10 +10,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/tetherkit/tether/internal/proctest"
 	"github.com/tetherkit/tether/internal/testwait"
 )
 
@@ -56,7 +56,7 @@ func readUnit(t *testing.T, name string) unit {
 // systemd-socket-activate: it listens on a unix socket in the unit's place,
 // starts the command at the first connection and passes it the socket
 // under the unit's name. It returns the socket's path.
-func activate(t *testing.T, bin string, u unit, replace map[string]string) (string, *notifyLog) {
+func activate(t *testing.T, bin string, u unit, replace map[string]string) (string, *proctest.NotifySocket) {
 	t.Helper()
 	sa, err := exec.LookPath("systemd-socket-activate")
 	if err != nil {
@@ -64,8 +64,8 @@ func activate(t *testing.T, bin string, u unit, replace map[string]string) (stri
 	}
 	dir := shortTemp(t)
 	path := filepath.Join(dir, "s.sock")
-	n := notifyListener(t, filepath.Join(dir, "n.sock"))
-	args := []string{"-l", path, "--fdname=" + u.fdname, "-E", "NOTIFY_SOCKET=" + n.path, bin}
+	n := proctest.ListenNotify(t, filepath.Join(dir, "n.sock"))
+	args := []string{"-l", path, "--fdname=" + u.fdname, "-E", "NOTIFY_SOCKET=" + n.Path, bin}
 	for _, a := range u.exec[1:] {
 		for from, to := range replace {
 			a = strings.ReplaceAll(a, from, to)
@@ -73,7 +73,7 @@ func activate(t *testing.T, bin string, u unit, replace map[string]string) (stri
 		args = append(args, a)
 	}
 	cmd := exec.Command(sa, args...)
-	logs := &syncWriter{}
+	logs := &proctest.Buffer{}
 	cmd.Stderr = logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -110,9 +110,9 @@ func TestSystemdUnits(t *testing.T) {
 		}
 		path, n := activate(t, bin, u, nil)
 		a := dialLine(t, path) // starts the hub
-		n.await(t, "READY=1")
+		n.Await(t, "READY=1")
 		b := dialLine(t, path)
-		n.await(t, "STATUS=2 peers")
+		n.Await(t, "STATUS=2 peers")
 		b.Write([]byte("through an activated hub\n"))
 		if got := a.line(t); got != "through an activated hub\n" {
 			t.Errorf("relayed: %q", got)
@@ -137,7 +137,7 @@ func TestSystemdUnits(t *testing.T) {
 		}()
 		path, n := activate(t, bin, u, map[string]string{"127.0.0.1:5432": echo.Addr().String()})
 		c := dialLine(t, path)
-		n.await(t, "READY=1")
+		n.Await(t, "READY=1")
 		c.Write([]byte("to the database and back\n"))
 		if got := c.line(t); got != "to the database and back\n" {
 			t.Errorf("through the bridge: %q", got)
@@ -151,9 +151,9 @@ func TestSystemdUnits(t *testing.T) {
 		}
 		path, n := activate(t, bin, u, nil)
 		a := dialLine(t, path)
-		n.await(t, "READY=1")
+		n.Await(t, "READY=1")
 		b := dialLine(t, path)
-		n.await(t, "STATUS=2 peers")
+		n.Await(t, "STATUS=2 peers")
 		b.Write([]byte("hello\n"))
 		if got := a.line(t); got != "hello\n" {
 			t.Errorf("relayed: %q", got)
@@ -187,48 +187,6 @@ func (c *lineConn) line(t *testing.T) string {
 	return s
 }
 
-// notifyLog collects what a service sends to NOTIFY_SOCKET.
-type notifyLog struct {
-	path string
-	msgs chan string
-}
-
-func notifyListener(t *testing.T, path string) *notifyLog {
-	t.Helper()
-	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	n := &notifyLog{path: path, msgs: make(chan string, 1000)}
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			k, _, err := c.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			n.msgs <- string(buf[:k])
-		}
-	}()
-	return n
-}
-
-func (n *notifyLog) await(t *testing.T, want string) {
-	t.Helper()
-	deadline := time.After(10 * time.Second)
-	for {
-		select {
-		case m := <-n.msgs:
-			if strings.Contains(m, want) {
-				return
-			}
-		case <-deadline:
-			t.Fatalf("no %q on NOTIFY_SOCKET within 10s", want)
-		}
-	}
-}
-
 // buildTether builds the tether command into a temporary directory.
 func buildTether(t *testing.T) string {
 	t.Helper()
@@ -252,23 +210,4 @@ func shortTemp(t *testing.T) string {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	return dir
-}
-
-// syncWriter collects what a process writes, safe to read while it runs.
-type syncWriter struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-// String returns what was written so far.
-func (s *syncWriter) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
 }

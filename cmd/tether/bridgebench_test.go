@@ -35,7 +35,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tetherkit/tether/cmd/tether/internal/proctest"
+	"github.com/tetherkit/tether/internal/proctest"
 	"github.com/tetherkit/tether/internal/testwait"
 )
 

@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tetherkit/tether/cmd/tether/internal/proctest"
+	"github.com/tetherkit/tether/internal/proctest"
 	"github.com/tetherkit/tether/internal/testwait"
 	"github.com/tetherkit/tether/internal/tlstest"
 )
@@ -630,29 +630,11 @@ func TestSlowStdoutSlowsTheRoom(t *testing.T) {
 	waitFor(t, "every message at the receiver", func() bool { return proctest.CountLines(recv.Stdout.String()) == n })
 }
 
-// unixEcho listens on a fresh socket and echoes every connection,
-// half-closing when its peer does.
+// unixEcho serves an echo with half-close on a fresh socket.
 func unixEcho(t *testing.T) string {
 	t.Helper()
 	sock := sockPath(t)
-	l, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				io.Copy(c, c)
-				c.(*net.UnixConn).CloseWrite()
-			}()
-		}
-	}()
+	proctest.EchoUnix(t, sock)
 	return sock
 }
 

@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tetherkit/tether/cmd/tether/internal/proctest"
+	"github.com/tetherkit/tether/internal/proctest"
 )
 
 // The fault suite drives real tether processes with hostile and failing

@@ -15,59 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tetherkit/tether/cmd/tether/internal/proctest"
+	"github.com/tetherkit/tether/internal/proctest"
 )
-
-// notifySocket is a service manager's end of NOTIFY_SOCKET: it collects the
-// datagrams the service sends.
-type notifySocket struct {
-	path string
-	msgs chan string
-}
-
-func listenNotify(t *testing.T) *notifySocket {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "notify.sock")
-	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	n := &notifySocket{path: path, msgs: make(chan string, 1000)}
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			k, _, err := c.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			n.msgs <- string(buf[:k])
-		}
-	}()
-	return n
-}
-
-// await waits for a datagram holding every one of wants.
-func (n *notifySocket) await(t *testing.T, wants ...string) {
-	t.Helper()
-	deadline := time.After(10 * time.Second)
-	var seen []string
-	for {
-		select {
-		case m := <-n.msgs:
-			seen = append(seen, m)
-			ok := true
-			for _, w := range wants {
-				ok = ok && strings.Contains(m, w)
-			}
-			if ok {
-				return
-			}
-		case <-deadline:
-			t.Fatalf("no notification with %q within 10s; got %q", wants, seen)
-		}
-	}
-}
 
 // activated starts tether the way systemd starts a socket-activated
 // service: the sockets from fd 3 on, LISTEN_FDS, LISTEN_FDNAMES, and
@@ -119,22 +68,22 @@ func systemdSockets(t *testing.T) (unixPath, tcpAddr string, files []*os.File) {
 // is the manager's, in place.
 func TestSocketActivatedHub(t *testing.T) {
 	unixPath, tcpAddr, files := systemdSockets(t)
-	n := listenNotify(t)
-	hub := activated(t, files, "chat:web", []string{"NOTIFY_SOCKET=" + n.path, "WATCHDOG_USEC=400000"}, "serve", "--log-level", "info")
-	n.await(t, "READY=1", "STATUS=0 peers")
+	n := proctest.ListenNotify(t, filepath.Join(t.TempDir(), "notify.sock"))
+	hub := activated(t, files, "chat:web", []string{"NOTIFY_SOCKET=" + n.Path, "WATCHDOG_USEC=400000"}, "serve", "--log-level", "info")
+	n.Await(t, "READY=1", "STATUS=0 peers")
 	for _, want := range []string{"serving systemd://", `name=chat network=unix address=` + unixPath, "name=web network=tcp address=" + tcpAddr} {
 		waitFor(t, fmt.Sprintf("%q in the hub's log", want), func() bool { return strings.Contains(hub.Stderr.String(), want) })
 	}
 	a := start(t, nil, "connect", "--addr", unixPath, "--recv-only")
 	b := start(t, nil, "connect", "--addr", "tcp://"+tcpAddr)
 	waitFor(t, "both peers at the hub", func() bool { return strings.Count(hub.Stdout.String(), "connected") == 2 })
-	n.await(t, "STATUS=2 peers")
-	n.await(t, "WATCHDOG=1")
+	n.Await(t, "STATUS=2 peers")
+	n.Await(t, "WATCHDOG=1")
 	b.Stdin.Write([]byte("over tcp to a unix peer\n"))
 	waitFor(t, "the message at the unix peer", func() bool { return a.Stdout.String() == "over tcp to a unix peer\n" })
 
 	hub.Cmd.Process.Signal(syscall.SIGTERM)
-	n.await(t, "STOPPING=1")
+	n.Await(t, "STOPPING=1")
 	if code := hub.Wait(t, 10*time.Second); code != 0 {
 		t.Fatalf("the hub exited %d on SIGTERM", code)
 	}
@@ -176,9 +125,9 @@ func TestSocketActivatedByName(t *testing.T) {
 
 	target := unixEcho(t)
 	unixPath, _, files = systemdSockets(t)
-	n := listenNotify(t)
-	br := activated(t, files, "front:web", []string{"NOTIFY_SOCKET=" + n.path}, "bridge", "systemd://front", "unix://"+target)
-	n.await(t, "READY=1", "STATUS=0 connections")
+	n := proctest.ListenNotify(t, filepath.Join(t.TempDir(), "notify.sock"))
+	br := activated(t, files, "front:web", []string{"NOTIFY_SOCKET=" + n.Path}, "bridge", "systemd://front", "unix://"+target)
+	n.Await(t, "READY=1", "STATUS=0 connections")
 	c, err := net.Dial("unix", unixPath)
 	if err != nil {
 		t.Fatal(err)
@@ -190,7 +139,7 @@ func TestSocketActivatedByName(t *testing.T) {
 	if _, err := io.ReadFull(c, got); err != nil || string(got) != "through a passed socket\n" {
 		t.Fatalf("echo through the activated bridge: %q, %v", got, err)
 	}
-	n.await(t, "STATUS=1 connections")
+	n.Await(t, "STATUS=1 connections")
 	br.Cmd.Process.Signal(syscall.SIGTERM)
-	n.await(t, "STOPPING=1")
+	n.Await(t, "STOPPING=1")
 }

@@ -8,9 +8,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tetherkit/tether/cmd/tether/internal/proctest"
 	"github.com/tetherkit/tether/codecs/line"
 	"github.com/tetherkit/tether/core"
+	"github.com/tetherkit/tether/internal/proctest"
 	"github.com/tetherkit/tether/internal/testwait"
 	"github.com/tetherkit/tether/transports/unix"
 )

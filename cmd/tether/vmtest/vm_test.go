@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tetherkit/tether/cmd/tether/internal/proctest"
+	"github.com/tetherkit/tether/internal/proctest"
 )
 
 // Ports used in the VMs: the host's hubs and the guest's hubs, per codec.
@@ -161,31 +161,6 @@ var bridgeBytes = func() []byte {
 	return b
 }()
 
-// echoService serves a unix socket that sends back what it reads and, at
-// the end of its input, ends its output: a half-close, as a
-// request-response service ends.
-func echoService(t *testing.T, path string) {
-	t.Helper()
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				io.Copy(c, c)
-				c.(*net.UnixConn).CloseWrite()
-			}()
-		}
-	}()
-}
-
 // startBridge runs tether bridge FROM TO and waits until it listens.
 func startBridge(t *testing.T, bin string, args ...string) *proctest.Proc {
 	t.Helper()
@@ -246,7 +221,7 @@ func TestHostSide(t *testing.T) {
 
 	// Bridges both ways: a unix socket here in front of a service in the
 	// guest, and this machine's service behind a socket in the guest.
-	echoService(t, "/tmp/host-echo.sock")
+	proctest.EchoUnix(t, "/tmp/host-echo.sock")
 	back := startBridge(t, bin, "vsock://any:6101", "unix:///tmp/host-echo.sock")
 	front := startBridge(t, bin, "--dial-timeout", "240s", "unix:///tmp/vm-svc.sock", "vsock://3:6100")
 
@@ -333,7 +308,7 @@ func bootGuest(t *testing.T) <-chan string {
 // over vsock://host:PORT, then serves hubs of its own for the host to dial.
 func TestGuestSide(t *testing.T) {
 	bin := role(t, "guest")
-	echoService(t, "/tmp/svc.sock")
+	proctest.EchoUnix(t, "/tmp/svc.sock")
 	back := startBridge(t, bin, "vsock://any:6100", "unix:///tmp/svc.sock")
 	front := startBridge(t, bin, "--dial-timeout", "240s", "unix:///tmp/host-svc.sock", "vsock://host:6101")
 	for _, codec := range codecs {
