@@ -28,7 +28,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net"
 	"net/url"
 	"os"
@@ -40,6 +39,7 @@ import (
 	"github.com/google/shlex"
 
 	"github.com/tetherkit/tether/core"
+	"github.com/tetherkit/tether/transports/internal/fileconn"
 )
 
 // Name is the registry name and endpoint scheme.
@@ -188,7 +188,7 @@ func (t Transport) Dial(ctx context.Context, address string) (net.Conn, error) {
 		outR.Close()
 		return nil, &net.OpError{Op: "dial", Net: Name, Addr: a, Err: err}
 	}
-	c := &Conn{cmd: cmd, in: inW, out: outR, addr: a, grace: t.grace(), log: core.TransportLogger(ctx, Name), exited: make(chan struct{})}
+	c := &Conn{cmd: cmd, f: fileconn.New(Name, a, outR, inW), addr: a, grace: t.grace(), log: core.TransportLogger(ctx, Name), exited: make(chan struct{})}
 	go c.wait()
 	return c, nil
 }
@@ -196,14 +196,12 @@ func (t Transport) Dial(ctx context.Context, address string) (net.Conn, error) {
 // Conn is a running command: its standard input and output.
 type Conn struct {
 	cmd     *osexec.Cmd
-	in      *os.File // the command's standard input: written
-	out     *os.File // the command's standard output: read
+	f       *fileconn.Files // reads the command's standard output, writes its input
 	addr    *Addr
 	grace   time.Duration
 	log     interface{ Info(string, ...any) }
 	exited  chan struct{}
 	waitErr error
-	inOnce  sync.Once
 	once    sync.Once
 }
 
@@ -213,6 +211,15 @@ var errNoConn = errors.New("exec: this Conn was not made by Transport.Dial")
 
 func (c *Conn) ok() bool { return c != nil && c.cmd != nil }
 
+// files is the command's pipes; nil (which answers fileconn.ErrNoFiles) for
+// a Conn not made by Dial.
+func (c *Conn) files() *fileconn.Files {
+	if c == nil {
+		return nil
+	}
+	return c.f
+}
+
 // wait waits for the command and logs how it ended.
 func (c *Conn) wait() {
 	c.waitErr = c.cmd.Wait()
@@ -221,32 +228,13 @@ func (c *Conn) wait() {
 }
 
 // Read reads the command's standard output.
-func (c *Conn) Read(p []byte) (int, error) {
-	if !c.ok() {
-		return 0, errNoConn
-	}
-	n, err := c.out.Read(p)
-	return n, netErr("read", c.addr, err)
-}
+func (c *Conn) Read(p []byte) (int, error) { return c.files().Read(p) }
 
 // Write writes the command's standard input.
-func (c *Conn) Write(p []byte) (int, error) {
-	if !c.ok() {
-		return 0, errNoConn
-	}
-	n, err := c.in.Write(p)
-	return n, netErr("write", c.addr, err)
-}
+func (c *Conn) Write(p []byte) (int, error) { return c.files().Write(p) }
 
 // CloseWrite closes the command's standard input.
-func (c *Conn) CloseWrite() error {
-	if !c.ok() {
-		return errNoConn
-	}
-	var err error
-	c.inOnce.Do(func() { err = c.in.Close() })
-	return err
-}
+func (c *Conn) CloseWrite() error { return c.files().CloseWrite() }
 
 // Close ends the connection, and the command with it, the way closing a
 // socket ends it for the peer: its standard input closes (what was written
@@ -259,8 +247,8 @@ func (c *Conn) Close() error {
 		return errNoConn
 	}
 	c.once.Do(func() {
-		c.CloseWrite()
-		c.out.Close()
+		c.f.CloseWrite()
+		c.f.CloseRead()
 		for _, stop := range []func(){func() { terminate(c.cmd.Process) }, func() { c.cmd.Process.Kill() }} {
 			select {
 			case <-c.exited:
@@ -300,41 +288,10 @@ func (c *Conn) LocalAddr() net.Addr {
 func (c *Conn) RemoteAddr() net.Addr { return c.LocalAddr() }
 
 // SetDeadline sets both deadlines.
-func (c *Conn) SetDeadline(t time.Time) error {
-	if err := c.SetReadDeadline(t); err != nil {
-		return err
-	}
-	return c.SetWriteDeadline(t)
-}
+func (c *Conn) SetDeadline(t time.Time) error { return c.files().SetDeadline(t) }
 
 // SetReadDeadline sets the deadline for reading the command's output.
-func (c *Conn) SetReadDeadline(t time.Time) error {
-	if !c.ok() {
-		return errNoConn
-	}
-	return c.out.SetReadDeadline(t)
-}
+func (c *Conn) SetReadDeadline(t time.Time) error { return c.files().SetReadDeadline(t) }
 
 // SetWriteDeadline sets the deadline for writing the command's input.
-func (c *Conn) SetWriteDeadline(t time.Time) error {
-	if !c.ok() {
-		return errNoConn
-	}
-	return c.in.SetWriteDeadline(t)
-}
-
-// netErr turns a file's error into the net.Error a connection gives (a
-// timeout stays a timeout, a closed file says net.ErrClosed); io.EOF stays.
-func netErr(op string, addr net.Addr, err error) error {
-	if err == nil || err == io.EOF {
-		return err
-	}
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		err = pe.Err
-	}
-	if errors.Is(err, os.ErrClosed) {
-		err = net.ErrClosed
-	}
-	return &net.OpError{Op: op, Net: Name, Addr: addr, Err: err}
-}
+func (c *Conn) SetWriteDeadline(t time.Time) error { return c.files().SetWriteDeadline(t) }

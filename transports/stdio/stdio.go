@@ -22,14 +22,13 @@ package stdio
 import (
 	"context"
 	"errors"
-	"io"
-	"io/fs"
 	"net"
 	"os"
 	"sync"
 	"time"
 
 	"github.com/tetherkit/tether/core"
+	"github.com/tetherkit/tether/transports/internal/fileconn"
 )
 
 // Name is the registry name and endpoint scheme.
@@ -87,7 +86,7 @@ func (t Transport) open(op string) (*Conn, error) {
 		return nil, err
 	}
 	in, out := t.files()
-	c := &Conn{in: in, out: out, done: make(chan struct{})}
+	c := &Conn{f: fileconn.New(Name, Addr{}, in, out), in: in, done: make(chan struct{})}
 	if _, busy := inUse.LoadOrStore(in, c); busy {
 		return nil, &net.OpError{Op: op, Net: Name, Addr: Addr{}, Err: errors.New("standard input and output are already in use by another connection")}
 	}
@@ -171,8 +170,8 @@ func (l *Listener) Addr() net.Addr { return Addr{} }
 
 // Conn is the connection over the standard streams.
 type Conn struct {
-	in, out   *os.File
-	closeOut  sync.Once
+	f         *fileconn.Files // reads standard input, writes standard output
+	in        *os.File        // standard input, the key in inUse
 	closeOnce sync.Once
 	done      chan struct{} // closed by Close
 }
@@ -181,44 +180,34 @@ var _ net.Conn = (*Conn)(nil)
 
 var errNoConn = errors.New("stdio: this Conn was not made by the transport")
 
-func (c *Conn) ok() bool { return c != nil && c.in != nil && c.out != nil }
+func (c *Conn) ok() bool { return c != nil && c.f != nil }
+
+// files is the streams; nil (which answers fileconn.ErrNoFiles) for a Conn
+// not made by the transport.
+func (c *Conn) files() *fileconn.Files {
+	if c == nil {
+		return nil
+	}
+	return c.f
+}
 
 // Read reads standard input.
-func (c *Conn) Read(p []byte) (int, error) {
-	if !c.ok() {
-		return 0, errNoConn
-	}
-	n, err := c.in.Read(p)
-	return n, netErr("read", Addr{}, err)
-}
+func (c *Conn) Read(p []byte) (int, error) { return c.files().Read(p) }
 
 // Write writes standard output.
-func (c *Conn) Write(p []byte) (int, error) {
-	if !c.ok() {
-		return 0, errNoConn
-	}
-	n, err := c.out.Write(p)
-	return n, netErr("write", Addr{}, err)
-}
+func (c *Conn) Write(p []byte) (int, error) { return c.files().Write(p) }
 
 // CloseWrite closes standard output: the far side reads to its end.
-func (c *Conn) CloseWrite() error {
-	if !c.ok() {
-		return errNoConn
-	}
-	var err error
-	c.closeOut.Do(func() { err = c.out.Close() })
-	return err
-}
+func (c *Conn) CloseWrite() error { return c.files().CloseWrite() }
 
 // Close closes both streams and frees them for another connection.
 func (c *Conn) Close() error {
 	if !c.ok() {
 		return errNoConn
 	}
-	err := c.CloseWrite()
+	err := c.f.CloseWrite()
 	c.closeOnce.Do(func() {
-		if cerr := c.in.Close(); err == nil {
+		if cerr := c.f.CloseRead(); err == nil {
 			err = cerr
 		}
 		inUse.Delete(c.in)
@@ -235,41 +224,10 @@ func (c *Conn) LocalAddr() net.Addr { return Addr{} }
 func (c *Conn) RemoteAddr() net.Addr { return Addr{} }
 
 // SetDeadline sets both deadlines.
-func (c *Conn) SetDeadline(t time.Time) error {
-	if err := c.SetReadDeadline(t); err != nil {
-		return err
-	}
-	return c.SetWriteDeadline(t)
-}
+func (c *Conn) SetDeadline(t time.Time) error { return c.files().SetDeadline(t) }
 
 // SetReadDeadline sets standard input's read deadline.
-func (c *Conn) SetReadDeadline(t time.Time) error {
-	if !c.ok() {
-		return errNoConn
-	}
-	return c.in.SetReadDeadline(t)
-}
+func (c *Conn) SetReadDeadline(t time.Time) error { return c.files().SetReadDeadline(t) }
 
 // SetWriteDeadline sets standard output's write deadline.
-func (c *Conn) SetWriteDeadline(t time.Time) error {
-	if !c.ok() {
-		return errNoConn
-	}
-	return c.out.SetWriteDeadline(t)
-}
-
-// netErr turns a file's error into the net.Error a connection gives (a
-// timeout stays a timeout, a closed file says net.ErrClosed); io.EOF stays.
-func netErr(op string, addr net.Addr, err error) error {
-	if err == nil || err == io.EOF {
-		return err
-	}
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		err = pe.Err
-	}
-	if errors.Is(err, os.ErrClosed) {
-		err = net.ErrClosed
-	}
-	return &net.OpError{Op: op, Net: Name, Addr: addr, Err: err}
-}
+func (c *Conn) SetWriteDeadline(t time.Time) error { return c.files().SetWriteDeadline(t) }
