@@ -307,7 +307,7 @@ func (b *Bridge) dial() (net.Conn, error) {
 
 // retryable reports the dial failures of a far side that is not there yet.
 func retryable(err error) bool {
-	for _, e := range []error{syscall.ECONNREFUSED, syscall.ENOENT, syscall.ECONNRESET, syscall.EHOSTUNREACH,
+	for _, e := range []error{ErrNotListening, syscall.ECONNREFUSED, syscall.ENOENT, syscall.ECONNRESET, syscall.EHOSTUNREACH,
 		syscall.ENETUNREACH, syscall.ENODEV, syscall.ETIMEDOUT, syscall.EAGAIN, context.DeadlineExceeded} {
 		if errors.Is(err, e) {
 			return true

@@ -208,6 +208,61 @@ func TestBridgeWaitsForTheFarSide(t *testing.T) {
 	}
 }
 
+// TestBridgeRetriesNotListening: a user transport that says "nobody
+// listens there yet" by wrapping core.ErrNotListening is retried like a
+// refused socket; any other failure of its own ends the connection at the
+// first attempt.
+func TestBridgeRetriesNotListening(t *testing.T) {
+	target := echoServer(t, unix.Transport{})
+	for _, tc := range []struct {
+		name     string
+		fail     error
+		attempts int32 // dials made before the far side is reached or given up on
+		reached  bool
+	}{
+		{"not listening yet", fmt.Errorf("my medium: port 9 has no listener: %w", core.ErrNotListening), 3, true},
+		{"its own failure", errors.New("my medium: the link is down"), 1, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var dials atomic.Int32
+			ended := make(chan core.BridgeStats, 1)
+			b := &core.Bridge{
+				Dial: func(ctx context.Context) (net.Conn, error) {
+					if dials.Add(1) < 3 {
+						return nil, tc.fail
+					}
+					return unix.Transport{}.Dial(ctx, target)
+				},
+				DialTimeout: 10 * time.Second,
+				OnEnd:       func(st core.BridgeStats) { ended <- st },
+			}
+			c, err := net.Dial("tcp", startBridge(t, b, tcp.Transport{}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.Write([]byte("ping"))
+			c.(*net.TCPConn).CloseWrite()
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			got, _ := io.ReadAll(c)
+			st := testwait.Recv(t, "the bridged connection to end", testwait.Timeout, ended)
+			if n := dials.Load(); n != tc.attempts {
+				t.Errorf("%d dials, want %d", n, tc.attempts)
+			}
+			if tc.reached {
+				if string(got) != "ping" || st.Err != nil {
+					t.Errorf("through the bridge: %q, %v", got, st.Err)
+				}
+				return
+			}
+			var de *core.DialError
+			if !errors.As(st.Err, &de) || de.Attempts != 1 || !errors.Is(st.Err, tc.fail) {
+				t.Errorf("ended with %v, want a DialError after 1 attempt wrapping %v", st.Err, tc.fail)
+			}
+		})
+	}
+}
+
 // TestBridgeAdmitsAndLimits: the listener's admission rules apply, and
 // past MaxConns a connection is refused.
 func TestBridgeAdmitsAndLimits(t *testing.T) {

@@ -49,6 +49,12 @@ var (
 	// ErrNotDelivered is returned by [Server.Broadcast] when no connected
 	// peer could be sent the message (see [UndeliverableError]).
 	ErrNotDelivered = errors.New("message not delivered")
+	// ErrNotListening is what a transport's Dial wraps when nobody listens
+	// at the address yet (a VM still booting, a service not started), so
+	// that a [Bridge] tries again within its dial timeout. A socket's own
+	// "not there yet" errors (ECONNREFUSED, ENOENT, EHOSTUNREACH and the
+	// like) count as it without wrapping.
+	ErrNotListening = errors.New("nobody listens there yet")
 )
 
 // FrameTooLargeError reports a frame whose size exceeds the reader's limit.

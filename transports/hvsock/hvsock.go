@@ -171,8 +171,16 @@ func parseAck(line []byte) (uint32, error) {
 }
 
 // errGuestNotListening is a VMM closing the connection before acknowledging:
-// Firecracker's way of saying nobody listens on that guest port yet.
-var errGuestNotListening = errors.New("the guest is not listening on that port (yet)")
+// Firecracker's way of saying nobody listens on that guest port yet. It
+// matches core.ErrNotListening, so a bridge waits for the guest.
+var errGuestNotListening error = guestNotListening{}
+
+type guestNotListening struct{}
+
+func (guestNotListening) Error() string { return "the guest is not listening on that port (yet)" }
+
+// Is matches core.ErrNotListening.
+func (guestNotListening) Is(target error) bool { return target == core.ErrNotListening }
 
 // Dial connects to the guest's port through the VMM's socket, retrying with
 // backoff while the guest is not listening, until ctx ends.
