@@ -76,6 +76,7 @@ type Bridge struct {
 	cancel   context.CancelFunc
 	nextID   atomic.Uint64
 	active   atomic.Int64
+	in, out  atomic.Int64 // bytes carried so far, all connections
 	mu       sync.Mutex
 	ls       map[net.Listener]struct{}
 	conns    map[*bridged]struct{}
@@ -316,6 +317,15 @@ func retryable(err error) bool {
 	return false
 }
 
+// counter counts one direction's bytes as they move, for the connection
+// and for the whole bridge.
+type counter struct{ conn, bridge *atomic.Int64 }
+
+func (c counter) add(k int) {
+	c.conn.Add(int64(k))
+	c.bridge.Add(int64(k))
+}
+
 // activity is what the idle timeout watches: the last time a byte moved
 // either way.
 type activity struct{ last atomic.Int64 }
@@ -331,8 +341,8 @@ func (b *Bridge) relayBytes(from, to net.Conn) (in, out int64, err error) {
 	act.touch()
 	var nIn, nOut atomic.Int64
 	errs := make(chan error, 2)
-	go func() { errs <- b.pump(to, from, &nIn, &act) }()
-	go func() { errs <- b.pump(from, to, &nOut, &act) }()
+	go func() { errs <- b.pump(to, from, counter{&nIn, &b.in}, &act) }()
+	go func() { errs <- b.pump(from, to, counter{&nOut, &b.out}, &act) }()
 	for range 2 {
 		if e := <-errs; e != nil && err == nil {
 			err = e
@@ -344,8 +354,8 @@ func (b *Bridge) relayBytes(from, to net.Conn) (in, out int64, err error) {
 }
 
 // pump copies src to dst until src ends, then half-closes dst.
-func (b *Bridge) pump(dst, src net.Conn, n *atomic.Int64, act *activity) error {
-	moved := func(k int) { n.Add(int64(k)); act.touch() }
+func (b *Bridge) pump(dst, src net.Conn, n counter, act *activity) error {
+	moved := func(k int) { n.add(k); act.touch() }
 	err := b.idle(src, act, func() error { return copyConn(dst, src, moved) })
 	if err != nil {
 		return err
@@ -451,8 +461,8 @@ func (b *Bridge) relayMessages(from, to net.Conn) (in, out int64, err error) {
 	act.touch()
 	var nIn, nOut atomic.Int64
 	errs := make(chan error, 2)
-	go func() { errs <- b.pumpMessages(tc, fc, &nIn, &act, "accepted", "dialed") }()
-	go func() { errs <- b.pumpMessages(fc, tc, &nOut, &act, "dialed", "accepted") }()
+	go func() { errs <- b.pumpMessages(tc, fc, counter{&nIn, &b.in}, &act, "accepted", "dialed") }()
+	go func() { errs <- b.pumpMessages(fc, tc, counter{&nOut, &b.out}, &act, "dialed", "accepted") }()
 	for range 2 {
 		if e := <-errs; e != nil && err == nil {
 			err = e
@@ -465,7 +475,7 @@ func (b *Bridge) relayMessages(from, to net.Conn) (in, out int64, err error) {
 
 // pumpMessages relays src's messages to dst until src ends, then
 // half-closes dst.
-func (b *Bridge) pumpMessages(dst, src *Client, n *atomic.Int64, act *activity, srcSide, dstSide string) error {
+func (b *Bridge) pumpMessages(dst, src *Client, n counter, act *activity, srcSide, dstSide string) error {
 	err := b.idle(src.Conn(), act, func() error {
 		for {
 			m, err := src.Receive()
@@ -478,7 +488,7 @@ func (b *Bridge) pumpMessages(dst, src *Client, n *atomic.Int64, act *activity, 
 			if err := dst.Queue(m); err != nil {
 				return fmt.Errorf("a message of %d bytes from the %s side cannot go to the %s side: %w", len(m), srcSide, dstSide, err)
 			}
-			n.Add(int64(len(m)))
+			n.add(len(m))
 			act.touch()
 			if src.Buffered() == 0 {
 				if err := dst.Flush(); err != nil {
@@ -496,6 +506,16 @@ func (b *Bridge) pumpMessages(dst, src *Client, n *atomic.Int64, act *activity, 
 // Active returns the number of connections being bridged.
 func (b *Bridge) Active() int {
 	return int(b.active.Load())
+}
+
+// Bytes returns the bytes (message mode: message bytes) carried so far by
+// every connection, open or ended: in, from accepted sides to dialed ones,
+// and out, back. They count as they move, not when a connection ends.
+func (b *Bridge) Bytes() (in, out int64) {
+	if b == nil {
+		return 0, 0
+	}
+	return b.in.Load(), b.out.Load()
 }
 
 // Shutdown stops accepting and waits for the bridged connections to end by

@@ -25,19 +25,21 @@ import (
 )
 
 var (
-	peersDesc      = prometheus.NewDesc("tether_peers", "Clients in a room now, by the transport they came through.", []string{"room", "transport"}, nil)
-	connsDesc      = prometheus.NewDesc("tether_connections", "Connections held now, counting those still joining or draining.", nil, nil)
-	budgetDesc     = prometheus.NewDesc("tether_read_budget_in_use_bytes", "Bytes of the read budget that large partial frames hold now.", nil, nil)
-	msgsInDesc     = prometheus.NewDesc("tether_messages_received_total", "Messages the room's clients sent to the hub (and the host's and other hubs' messages given to the room).", []string{"room"}, nil)
-	bytesInDesc    = prometheus.NewDesc("tether_received_bytes_total", "Payload bytes of tether_messages_received_total.", []string{"room"}, nil)
-	msgsOutDesc    = prometheus.NewDesc("tether_messages_delivered_total", "Messages queued for a receiver, one per receiver.", []string{"room"}, nil)
-	bytesOutDesc   = prometheus.NewDesc("tether_delivered_bytes_total", "Payload bytes of tether_messages_delivered_total.", []string{"room"}, nil)
-	queuedDesc     = prometheus.NewDesc("tether_queued_messages", "Messages waiting in the room's receivers' queues now.", []string{"room"}, nil)
-	fedSentDesc    = prometheus.NewDesc("tether_federation_messages_sent_total", "Messages published to the other hubs of the room.", []string{"room"}, nil)
-	fedRecvDesc    = prometheus.NewDesc("tether_federation_messages_received_total", "Messages from other hubs given to the room.", []string{"room"}, nil)
-	fedLostDesc    = prometheus.NewDesc("tether_federation_messages_lost_total", "Messages lost between hubs: direction out, this hub could not publish them (NATS away past the buffer); in, other hubs published them and they never arrived.", []string{"room", "direction"}, nil)
-	natsUpDesc     = prometheus.NewDesc("tether_federation_nats_connected", "1 while the hub is connected to NATS, else 0.", nil, nil)
-	bridgeOpenDesc = prometheus.NewDesc("tether_bridge_connections", "Connections being bridged now.", nil, nil)
+	peersDesc       = prometheus.NewDesc("tether_peers", "Clients in a room now, by the transport they came through.", []string{"room", "transport"}, nil)
+	connsDesc       = prometheus.NewDesc("tether_connections", "Connections held now, counting those still joining or draining.", nil, nil)
+	budgetDesc      = prometheus.NewDesc("tether_read_budget_in_use_bytes", "Bytes of the read budget that large partial frames hold now.", nil, nil)
+	msgsInDesc      = prometheus.NewDesc("tether_messages_received_total", "Messages the room's clients sent to the hub (and the host's and other hubs' messages given to the room).", []string{"room"}, nil)
+	bytesInDesc     = prometheus.NewDesc("tether_received_bytes_total", "Payload bytes of tether_messages_received_total.", []string{"room"}, nil)
+	msgsOutDesc     = prometheus.NewDesc("tether_messages_delivered_total", "Messages queued for a receiver, one per receiver.", []string{"room"}, nil)
+	bytesOutDesc    = prometheus.NewDesc("tether_delivered_bytes_total", "Payload bytes of tether_messages_delivered_total.", []string{"room"}, nil)
+	queuedDesc      = prometheus.NewDesc("tether_queued_messages", "Messages waiting in the room's receivers' queues now.", []string{"room"}, nil)
+	fedSentDesc     = prometheus.NewDesc("tether_federation_messages_sent_total", "Messages published to the other hubs of the room.", []string{"room"}, nil)
+	fedRecvDesc     = prometheus.NewDesc("tether_federation_messages_received_total", "Messages from other hubs given to the room.", []string{"room"}, nil)
+	fedLostDesc     = prometheus.NewDesc("tether_federation_messages_lost_total", "Messages lost between hubs: direction out, this hub could not publish them (NATS away past the buffer); in, other hubs published them and they never arrived.", []string{"room", "direction"}, nil)
+	natsUpDesc      = prometheus.NewDesc("tether_federation_nats_connected", "1 while the hub is connected to NATS, else 0.", nil, nil)
+	bridgeOpenDesc  = prometheus.NewDesc("tether_bridge_connections", "Connections being bridged now.", nil, nil)
+	bridgeBytesDesc = prometheus.NewDesc("tether_bridge_bytes_total",
+		"Bytes carried, by open connections as they move and by ended ones: direction in (from the accepted side to the dialed one) or out.", []string{"direction"}, nil)
 )
 
 // Hub collects a hub's figures.
@@ -160,12 +162,11 @@ func (h *Hub) Collect(ch chan<- prometheus.Metric) {
 	h.disconnects.Collect(ch)
 }
 
-// Bridge collects a bridge's figures. Bytes are counted as each connection
-// ends.
+// Bridge collects a bridge's figures. Bytes are read from the bridge at
+// scrape time, so a long connection's traffic shows while it lasts.
 type Bridge struct {
 	b        *core.Bridge
 	ended    *prometheus.CounterVec
-	bytes    *prometheus.CounterVec
 	duration prometheus.Histogram
 	refusals prometheus.Counter
 }
@@ -176,8 +177,6 @@ func NewBridge(b *core.Bridge) *Bridge {
 		b: b,
 		ended: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tether_bridge_connections_total",
 			Help: "Bridged connections that ended, by how: done (both sides ended their streams), dial_failed, refused, handshake, idle_timeout, error."}, []string{"result"}),
-		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tether_bridge_bytes_total",
-			Help: "Bytes carried by ended connections: direction in (from the accepted side to the dialed one) or out."}, []string{"direction"}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "tether_bridge_connection_duration_seconds",
 			Help: "How long bridged connections lasted.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 12)}),
 		refusals: prometheus.NewCounter(prometheus.CounterOpts{Name: "tether_bridge_refusals_total",
@@ -202,8 +201,6 @@ func (m *Bridge) Ended(st core.BridgeStats) {
 		result = "idle_timeout"
 	}
 	m.ended.WithLabelValues(result).Inc()
-	m.bytes.WithLabelValues("in").Add(float64(st.In))
-	m.bytes.WithLabelValues("out").Add(float64(st.Out))
 	m.duration.Observe(st.Duration.Seconds())
 }
 
@@ -214,8 +211,8 @@ func (m *Bridge) Refused() { m.refusals.Inc() }
 // Describe sends the metrics' descriptions.
 func (m *Bridge) Describe(ch chan<- *prometheus.Desc) {
 	ch <- bridgeOpenDesc
+	ch <- bridgeBytesDesc
 	m.ended.Describe(ch)
-	m.bytes.Describe(ch)
 	m.duration.Describe(ch)
 	m.refusals.Describe(ch)
 }
@@ -223,8 +220,10 @@ func (m *Bridge) Describe(ch chan<- *prometheus.Desc) {
 // Collect reads the figures now.
 func (m *Bridge) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(bridgeOpenDesc, prometheus.GaugeValue, float64(m.b.Active()))
+	in, out := m.b.Bytes()
+	ch <- prometheus.MustNewConstMetric(bridgeBytesDesc, prometheus.CounterValue, float64(in), "in")
+	ch <- prometheus.MustNewConstMetric(bridgeBytesDesc, prometheus.CounterValue, float64(out), "out")
 	m.ended.Collect(ch)
-	m.bytes.Collect(ch)
 	m.duration.Collect(ch)
 	m.refusals.Collect(ch)
 }

@@ -869,8 +869,15 @@ func TestMetricsFlag(t *testing.T) {
 		t.Fatal(err)
 	}
 	io.WriteString(c, "ping\n")
-	c.(*net.UnixConn).CloseWrite()
+	// While the connection is open, its bytes already count.
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadFull(c, make([]byte, 5)); err != nil {
+		t.Fatalf("the echo through the bridge: %v", err)
+	}
+	waitFor(t, "the open connection's bytes", func() bool {
+		return scrapeHas(t, burl, `tether_bridge_bytes_total{direction="in"} 5`, `tether_bridge_bytes_total{direction="out"} 5`, `tether_bridge_connections 1`)
+	})
+	c.(*net.UnixConn).CloseWrite()
 	io.ReadAll(c)
 	c.Close()
 	waitFor(t, "the bridge's counters", func() bool {
