@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -266,6 +267,18 @@ func TestHostSide(t *testing.T) {
 	}
 }
 
+// The inner guest's init prints a heartbeat line every 2 s. A guest whose
+// heartbeat stops has a frozen virtual CPU, a fault of the emulated nested
+// virtualization rather than of a test (a hung test does not stop init's
+// loop): bootGuest then prints a TETHER-VM-FAULT line, which .ci/vsock-vm
+// treats as a machine fault. The first heartbeat may take firstHeartbeat
+// (the inner kernel boots); later ones, at most frozenAfter apart.
+const (
+	heartbeat      = "TETHER-GUEST-ALIVE"
+	firstHeartbeat = 120 * time.Second
+	frozenAfter    = 45 * time.Second
+)
+
 // bootGuest starts the inner VM and returns a channel that receives the
 // guest's verdict ("PASS" or "FAIL") from its console.
 func bootGuest(t *testing.T) <-chan string {
@@ -288,18 +301,43 @@ func bootGuest(t *testing.T) <-chan string {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting the inner guest: %v", err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	verdict := make(chan string, 1)
+	var last atomic.Int64 // when the last heartbeat came, in Unix nanoseconds
+	last.Store(time.Now().Add(firstHeartbeat - frozenAfter).UnixNano())
+	var ended atomic.Bool // a verdict came, the console closed, or the test stops the guest
+	t.Cleanup(func() { ended.Store(true); cmd.Process.Kill(); cmd.Wait() })
+	go func() {
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for range tick.C {
+			if ended.Load() {
+				return
+			}
+			if since := time.Since(time.Unix(0, last.Load())); !ended.Load() && since > frozenAfter {
+				fmt.Printf("TETHER-VM-FAULT: no heartbeat from the inner guest for %v: its virtual CPU is frozen\n", since.Round(time.Second))
+				return
+			}
+		}
+	}()
 	go func() {
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
 			l := strings.TrimRight(sc.Text(), "\r")
+			if rest, ok := strings.CutSuffix(l, heartbeat); ok {
+				last.Store(time.Now().UnixNano())
+				if l = rest; strings.TrimSpace(l) == "" {
+					continue
+				}
+			}
 			fmt.Println("guest| " + l)
-			if rest, ok := strings.CutPrefix(l, "TETHER-GUEST-VERDICT "); ok {
+			if rest, ok := strings.CutPrefix(l, "TETHER-GUEST-VERDICT "); ok && !ended.Swap(true) {
 				verdict <- strings.TrimSpace(rest)
 			}
 		}
-		verdict <- "FAIL (console closed without a verdict)"
+		if !ended.Swap(true) {
+			fmt.Println("TETHER-VM-FAULT: the inner guest's console closed without a verdict")
+			verdict <- "FAIL (console closed without a verdict)"
+		}
 	}()
 	return verdict
 }
