@@ -3,6 +3,8 @@ package federation_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -22,6 +24,7 @@ import (
 	"github.com/tetherkit/tether/core"
 	"github.com/tetherkit/tether/federation"
 	"github.com/tetherkit/tether/internal/testwait"
+	"github.com/tetherkit/tether/internal/tlstest"
 	"github.com/tetherkit/tether/transports/unix"
 )
 
@@ -479,5 +482,70 @@ func TestMisuse(t *testing.T) {
 	}
 	if _, err := federation.StartServer(federation.ServerOptions{Listen: ":0", Routes: []string{"nats-route://127.0.0.1:1"}}); err == nil || !errors.Is(err, err) || !strings.Contains(err.Error(), "cluster address") {
 		t.Errorf("routes without a cluster address: %v", err)
+	}
+}
+
+// TestEmbeddedServerTLS: an embedded server given TLS takes only TLS
+// connections, and with client CAs only hubs that show a certificate they
+// issued; a message passes over such a connection.
+func TestEmbeddedServerTLS(t *testing.T) {
+	pki := tlstest.New(t)
+	cert, key := pki.Issue(t, "nats.test", true)
+	pair, err := tls.LoadX509KeyPair(cert, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pem, err := os.ReadFile(pki.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cas := x509.NewCertPool()
+	cas.AppendCertsFromPEM(pem)
+	s, err := federation.StartServer(federation.ServerOptions{Listen: "127.0.0.1:0",
+		TLS: &tls.Config{Certificates: []tls.Certificate{pair}, ClientCAs: cas, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Shutdown)
+	url := s.ClientURL()
+	if !strings.HasPrefix(url, "tls://") {
+		t.Fatalf("ClientURL %q: want tls://", url)
+	}
+	hubCert, hubKey := pki.Issue(t, "west", false)
+	for _, tc := range []struct {
+		name string
+		opts []nats.Option
+	}{
+		{"no TLS", nil},
+		{"no client certificate", []nats.Option{nats.RootCAs(pki.CA)}},
+	} {
+		nc, err := nats.Connect(strings.Replace(url, "tls://", "nats://", 1), append(tc.opts, nats.Timeout(5*time.Second))...)
+		if err == nil {
+			nc.Close()
+			t.Errorf("%s: connected", tc.name)
+		}
+	}
+	recv, err := nats.Connect(url, nats.RootCAs(pki.CA), nats.ClientCert(hubCert, hubKey))
+	if err != nil {
+		t.Fatalf("with the CA and a client certificate: %v", err)
+	}
+	defer recv.Close()
+	sub, err := recv.SubscribeSync("tether.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	recv.Flush()
+	send, err := nats.Connect(url, nats.RootCAs(pki.CA), nats.ClientCert(hubCert, hubKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer send.Close()
+	send.Publish("tether.test", []byte("over TLS"))
+	m, err := sub.NextMsg(10 * time.Second)
+	if err != nil || string(m.Data) != "over TLS" {
+		t.Fatalf("the message over TLS: %v, %v", m, err)
+	}
+	if !recv.TLSRequired() {
+		t.Error("the server does not say TLS is required")
 	}
 }

@@ -1,6 +1,7 @@
 package federation
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -25,6 +26,12 @@ type ServerOptions struct {
 	Routes  []string
 	// Name names the server in NATS (default: generated).
 	Name string
+	// TLS, when set, makes the client port take TLS connections only, with
+	// this configuration (ClientURL then says tls://); with ClientAuth
+	// tls.RequireAndVerifyClientCert, a hub must show a certificate that
+	// ClientCAs trust. The hub's own in-process connection needs none.
+	// Routes between clustered servers are not encrypted.
+	TLS *tls.Config
 	// Logger receives the server's notices and errors.
 	Logger hclog.Logger
 }
@@ -37,6 +44,10 @@ func StartServer(o ServerOptions) (*server.Server, error) {
 		return nil, err
 	}
 	opts := &server.Options{ServerName: o.Name, Host: host, Port: randomIfZero(port), NoSigs: true, MaxPayload: server.MAX_PAYLOAD_MAX_SIZE}
+	if o.TLS != nil {
+		opts.TLS, opts.TLSConfig, opts.TLSTimeout = true, o.TLS, 5
+		opts.TLSVerify = o.TLS.ClientAuth == tls.RequireAndVerifyClientCert
+	}
 	if o.Cluster != "" {
 		ch, cp, err := splitHostPort(o.Cluster, "nats cluster address")
 		if err != nil {

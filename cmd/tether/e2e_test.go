@@ -793,6 +793,40 @@ func TestFederatedHubs(t *testing.T) {
 	}
 }
 
+// TestFederatedHubsOverTLS: a hub's embedded NATS server takes TLS with
+// client certificates; a hub that trusts its CA and shows a certificate
+// federates, one without a certificate does not.
+func TestFederatedHubsOverTLS(t *testing.T) {
+	pki := tlstest.New(t)
+	srvCert, srvKey := pki.Issue(t, "east", true)
+	hubCert, hubKey := pki.Issue(t, "west", false)
+	east, west, lone := sockPath(t), sockPath(t), sockPath(t)
+	a := startHub(t, "--addr", east, "--nats-listen", "127.0.0.1:0", "--hub-name", "east",
+		"--nats-listen-cert", srvCert, "--nats-listen-key", srvKey, "--nats-listen-ca", pki.CA)
+	var natsURL string
+	waitFor(t, "the embedded NATS server's address", func() bool {
+		_, rest, ok := strings.Cut(a.Stderr.String(), "NATS for other hubs at ")
+		natsURL, _, _ = strings.Cut(rest, " ")
+		return ok && strings.HasPrefix(natsURL, "tls://")
+	})
+	b := startHub(t, "--addr", west, "--federate", natsURL, "--hub-name", "west", "--log-level", "info",
+		"--nats-ca", pki.CA, "--nats-cert", hubCert, "--nats-key", hubKey)
+	c := startHub(t, "--addr", lone, "--federate", natsURL, "--hub-name", "lone", "--log-level", "info", "--nats-ca", pki.CA)
+	waitFor(t, "west to reach NATS", func() bool { return strings.Contains(b.Stderr.String(), "NATS reached") })
+	ea := start(t, nil, "connect", "--addr", east, "--recv-only")
+	waitFor(t, "the receiver", func() bool { return strings.Contains(a.Stdout.String(), "connected") })
+	if _, e, code := run(t, "over TLS from west\n", "connect", "--addr", west); code != 0 {
+		t.Fatal(e)
+	}
+	waitFor(t, "west's message at east", func() bool { return strings.Contains(ea.Stdout.String(), "over TLS from west\n") })
+	waitFor(t, "the hub without a certificate to say NATS is not reachable", func() bool {
+		return strings.Contains(c.Stderr.String(), "NATS not reachable")
+	})
+	if strings.Contains(c.Stderr.String(), "NATS reached") {
+		t.Errorf("a hub without a client certificate reached NATS:\n%s", c.Stderr)
+	}
+}
+
 // TestFederationFlagsRefused: federation flags are checked before anything
 // is opened.
 func TestFederationFlagsRefused(t *testing.T) {
@@ -806,6 +840,10 @@ func TestFederationFlagsRefused(t *testing.T) {
 		{"--federate", "nats://127.0.0.1:4222", "--nats-cert", "/etc/hostname"},
 		{"--federate", "nats://127.0.0.1:4222", "--hub-name", "a/b"},
 		{"--federate", "nats://127.0.0.1:4222", "--federate-buffer", "10"},
+		{"--federate", "nats://127.0.0.1:4222", "--nats-listen-cert", "/etc/hostname", "--nats-listen-key", "/etc/hostname"},
+		{"--nats-listen", ":0", "--nats-listen-cert", "/etc/hostname"},
+		{"--nats-listen", ":0", "--nats-listen-cert", "/etc/hostname", "--nats-listen-key", "/etc/hostname"},
+		{"--nats-listen", ":0", "--nats-listen-ca", "/etc/hostname"},
 	} {
 		_, e, code := run(t, "", append([]string{"serve", "--addr", sock}, args...)...)
 		if code != 2 || e == "" {

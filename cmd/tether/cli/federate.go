@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"flag"
 	"fmt"
 	"net/url"
@@ -28,6 +30,11 @@ type federateFlags struct {
 	cert       string
 	key        string
 	buffer     sizeFlag
+
+	// The embedded server's TLS: its certificate, and the CAs whose client
+	// certificates it requires.
+	listenCert, listenKey, listenCA string
+	listenTLS                       *tls.Config // built by check
 }
 
 // defaultFederateBuffer is how much a hub holds for NATS while it is away.
@@ -44,6 +51,9 @@ func (f *federateFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.ca, "nats-ca", "", "CA certificates (PEM) to trust for the NATS server's TLS certificate")
 	fs.StringVar(&f.cert, "nats-cert", "", "client certificate (PEM) for NATS, with --nats-key")
 	fs.StringVar(&f.key, "nats-key", "", "client key (PEM) for --nats-cert")
+	fs.StringVar(&f.listenCert, "nats-listen-cert", "", "with --nats-listen: the embedded server's TLS certificate (PEM), with --nats-listen-key; other hubs then --federate tls://HOST:PORT and trust it with --nats-ca")
+	fs.StringVar(&f.listenKey, "nats-listen-key", "", "the key (PEM) of --nats-listen-cert")
+	fs.StringVar(&f.listenCA, "nats-listen-ca", "", "with --nats-listen-cert: CA certificates (PEM); other hubs must show a certificate they issued (--nats-cert and --nats-key)")
 	f.buffer = sizeFlag{v: defaultFederateBuffer, min: 1 << 10, max: 1 << 30}
 	fs.Var(&f.buffer, "federate-buffer", "how much this hub holds for NATS while it is unreachable; messages past it are counted lost (suffixes KiB, MiB, GiB)")
 }
@@ -54,7 +64,8 @@ func (f *federateFlags) on() bool { return f.urls != "" || f.natsListen != "" }
 // check validates the flags before anything is opened.
 func (f *federateFlags) check() error {
 	if !f.on() {
-		for name, v := range map[string]string{"--nats-cluster": f.cluster, "--nats-routes": f.routes, "--nats-creds": f.creds, "--nats-ca": f.ca, "--nats-cert": f.cert, "--nats-key": f.key} {
+		for name, v := range map[string]string{"--nats-cluster": f.cluster, "--nats-routes": f.routes, "--nats-creds": f.creds, "--nats-ca": f.ca, "--nats-cert": f.cert, "--nats-key": f.key,
+			"--nats-listen-cert": f.listenCert, "--nats-listen-key": f.listenKey, "--nats-listen-ca": f.listenCA} {
 			if v != "" {
 				return usagef("%s needs --federate or --nats-listen", name)
 			}
@@ -94,6 +105,37 @@ func (f *federateFlags) check() error {
 	}
 	if f.hubName == "" || strings.ContainsAny(f.hubName, "/\n\r\x00") {
 		return usagef("--hub-name %q: give a name without '/' or control characters", f.hubName)
+	}
+	return f.checkListenTLS()
+}
+
+// checkListenTLS loads the embedded server's certificate and CAs, so that a
+// bad file is a usage error before anything is opened.
+func (f *federateFlags) checkListenTLS() error {
+	switch {
+	case f.listenCert == "" && f.listenKey == "" && f.listenCA == "":
+		return nil
+	case f.natsListen == "":
+		return usagef("--nats-listen-cert, --nats-listen-key and --nats-listen-ca need --nats-listen (a hub that runs its own NATS server)")
+	case f.listenCert == "" || f.listenKey == "":
+		return usagef("--nats-listen-cert and --nats-listen-key go together")
+	}
+	pair, err := tls.LoadX509KeyPair(f.listenCert, f.listenKey)
+	if err != nil {
+		return usagef("--nats-listen-cert and --nats-listen-key: %v", err)
+	}
+	f.listenTLS = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+	if f.listenCA != "" {
+		pem, err := os.ReadFile(f.listenCA)
+		if err != nil {
+			return usagef("--nats-listen-ca: %v", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return usagef("--nats-listen-ca %s: no PEM certificate in it", f.listenCA)
+		}
+		f.listenTLS.ClientCAs = pool
+		f.listenTLS.ClientAuth = tls.RequireAndVerifyClientCert
 	}
 	return nil
 }
@@ -151,12 +193,14 @@ func (a *App) startFederation(f *federateFlags, srv *core.Server, rooms []string
 	}
 	servers := strings.Join(splitList(f.urls), ",")
 	if f.natsListen != "" {
-		s, err := federation.StartServer(federation.ServerOptions{Listen: f.natsListen, Cluster: f.cluster, Routes: splitList(f.routes), Name: f.hubName, Logger: log})
+		s, err := federation.StartServer(federation.ServerOptions{Listen: f.natsListen, Cluster: f.cluster, Routes: splitList(f.routes), Name: f.hubName, TLS: f.listenTLS, Logger: log})
 		if err != nil {
 			return nil, err
 		}
 		fd.embedded = s
-		servers = s.ClientURL()
+		// The hub's own connection is in-process: no TLS there, whatever
+		// the server's port asks of other hubs.
+		servers = strings.Replace(s.ClientURL(), "tls://", "nats://", 1)
 		opts = append(opts, nats.InProcessServer(s))
 		fmt.Fprintf(a.Stderr, "%s: NATS for other hubs at %s (tether serve --federate %s)\n", a.Name, s.ClientURL(), s.ClientURL())
 	}
