@@ -45,11 +45,15 @@ type service struct {
 	got  atomic.Int64 // bytes read, by the drain service
 }
 
-// startService serves a unix socket: echo sends back what it reads, else
-// it reads and counts.
+// startService serves a unix socket: echo sends back what it reads (and
+// half-closes after), else it reads and counts.
 func startService(b *testing.B, echo bool) *service {
 	b.Helper()
 	s := &service{path: filepath.Join(shortDir(b), "svc.sock")}
+	if echo {
+		proctest.EchoUnix(b, s.path)
+		return s
+	}
 	l, err := net.Listen("unix", s.path)
 	if err != nil {
 		b.Fatal(err)
@@ -63,11 +67,6 @@ func startService(b *testing.B, echo bool) *service {
 			}
 			go func() {
 				defer c.Close()
-				if echo {
-					io.Copy(c, c)
-					c.(*net.UnixConn).CloseWrite()
-					return
-				}
 				buf := make([]byte, 256<<10)
 				for {
 					n, err := c.Read(buf)
