@@ -82,17 +82,7 @@ func newHubWith(t testing.TB, url, name string, c core.Codec, setup func(*hub), 
 		setup(h)
 	}
 	for _, room := range rooms {
-		dir, err := os.MkdirTemp("", "tf")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { os.RemoveAll(dir) })
-		l, err := unix.Transport{}.Listen(context.Background(), filepath.Join(dir, "s.sock"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		h.addrs[room] = l.Addr().String()
-		go h.srv.ServeRoom(l, c, room)
+		h.serveRoom(t, room)
 	}
 	if err := h.fed.Join(rooms...); err != nil {
 		t.Fatal(err)
@@ -108,6 +98,14 @@ func newHubWith(t testing.TB, url, name string, c core.Codec, setup func(*hub), 
 func plainHub(t testing.TB, c core.Codec, room string) *hub {
 	t.Helper()
 	h := &hub{name: "plain", srv: &core.Server{}, addrs: map[string]string{}, codec: c}
+	h.serveRoom(t, room)
+	t.Cleanup(func() { h.srv.Close() })
+	return h
+}
+
+// serveRoom serves room on a fresh unix socket with the hub's codec.
+func (h *hub) serveRoom(t testing.TB, room string) {
+	t.Helper()
 	dir, err := os.MkdirTemp("", "tf")
 	if err != nil {
 		t.Fatal(err)
@@ -118,9 +116,7 @@ func plainHub(t testing.TB, c core.Codec, room string) *hub {
 		t.Fatal(err)
 	}
 	h.addrs[room] = l.Addr().String()
-	go h.srv.ServeRoom(l, c, room)
-	t.Cleanup(func() { h.srv.Close() })
-	return h
+	go h.srv.ServeRoom(l, h.codec, room)
 }
 
 // stop ends the hub as a killed one would: its connections drop.

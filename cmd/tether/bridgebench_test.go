@@ -290,21 +290,9 @@ func BenchmarkBridge(b *testing.B) {
 	}
 	for _, network := range []string{"unix", "tcp"} {
 		b.Run("bulk/"+network, func(b *testing.B) {
-			var mine, theirs, mineCPU, theirCPU time.Duration
-			for i := range b.N {
-				// Alternate which goes first, so neither always gets the
-				// warmer machine.
-				if i%2 == 0 {
-					d, c := bulkThrough(b, true, network, size)
-					theirs, theirCPU = theirs+d, theirCPU+c
-				}
-				d, c := bulkThrough(b, false, network, size)
-				mine, mineCPU = mine+d, mineCPU+c
-				if i%2 == 1 {
-					d, c := bulkThrough(b, true, network, size)
-					theirs, theirCPU = theirs+d, theirCPU+c
-				}
-			}
+			mine, mineCPU, theirs, theirCPU := alternate(b,
+				func() (time.Duration, time.Duration) { return bulkThrough(b, false, network, size) },
+				func() (time.Duration, time.Duration) { return bulkThrough(b, true, network, size) })
 			total := float64(size * int64(b.N))
 			b.ReportMetric(total/mine.Seconds()/1e6, "MB/s")
 			b.ReportMetric(total/theirs.Seconds()/1e6, "socat-MB/s")

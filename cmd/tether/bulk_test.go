@@ -175,23 +175,34 @@ func BenchmarkBulk(b *testing.B) {
 		size = 64 << 20
 	}
 	file, n, crc := bulkFile(b, size)
-	var mine, theirs, mineCPU, theirCPU time.Duration
-	for i := range b.N {
-		if i%2 == 0 {
-			d, c := bulkSocat(b, file, n, crc)
-			theirs, theirCPU = theirs+d, theirCPU+c
-		}
-		d, c := bulkTether(b, file, n, crc)
-		mine, mineCPU = mine+d, mineCPU+c
-		if i%2 == 1 {
-			d, c := bulkSocat(b, file, n, crc)
-			theirs, theirCPU = theirs+d, theirCPU+c
-		}
-	}
+	mine, mineCPU, theirs, theirCPU := alternate(b,
+		func() (time.Duration, time.Duration) { return bulkTether(b, file, n, crc) },
+		func() (time.Duration, time.Duration) { return bulkSocat(b, file, n, crc) })
 	gib := float64(n*int64(b.N)) / (1 << 30)
 	b.ReportMetric(float64(n*int64(b.N))/mine.Seconds()/1e6, "MB/s")
 	b.ReportMetric(float64(n*int64(b.N))/theirs.Seconds()/1e6, "socat-MB/s")
 	b.ReportMetric(theirs.Seconds()/mine.Seconds(), "x-socat")
 	b.ReportMetric(mineCPU.Seconds()/gib, "cpu-s/GiB")
 	b.ReportMetric(theirCPU.Seconds()/gib, "socat-cpu-s/GiB")
+}
+
+// alternate runs ours and theirs b.N times each, alternating which goes
+// first so neither always gets the warmer machine, and sums the wall and
+// CPU times each returns.
+func alternate(b *testing.B, ours, theirs func() (wall, cpu time.Duration)) (ourWall, ourCPU, theirWall, theirCPU time.Duration) {
+	runTheirs := func() {
+		d, c := theirs()
+		theirWall, theirCPU = theirWall+d, theirCPU+c
+	}
+	for i := range b.N {
+		if i%2 == 0 {
+			runTheirs()
+		}
+		d, c := ours()
+		ourWall, ourCPU = ourWall+d, ourCPU+c
+		if i%2 == 1 {
+			runTheirs()
+		}
+	}
+	return ourWall, ourCPU, theirWall, theirCPU
 }
